@@ -1,0 +1,23 @@
+"""The collector's config (config/collector.yaml)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from fieldwatch.config import BrokerConfig, Strict
+from fieldwatch.durations import Duration
+from fieldwatch.wire import DEFAULT_MAX_BYTES
+
+
+class CollectorConfig(Strict):
+    broker: BrokerConfig = BrokerConfig()
+    client_id: str = "fieldwatch-collector"
+    rules: list[Path] = [Path("rules")]
+    db: str = "sqlite:///fieldwatch-data/fieldwatch.db"
+    max_message_bytes: int = Field(DEFAULT_MAX_BYTES, gt=0)
+    batch_max: int = Field(2000, gt=0)  # messages per storage transaction
+    batch_wait: Duration = 0.05  # how long a batch may wait to fill
+    queue_max: int = Field(50_000, gt=0)  # decoded messages waiting; full = backpressure
+    keep_raw_for: Duration = 7 * 86400.0  # metric history kept for backtests and audits

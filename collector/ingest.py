@@ -1,0 +1,107 @@
+"""The collector's MQTT edge: decode and enqueue, nothing else (DESIGN §4).
+
+paho runs `on_message` on its network thread and sends the QoS 1 PUBACK after it returns, so
+this stays cheap; a full queue blocks here, which is backpressure to the broker, not loss.
+The session is persistent (fixed client id, clean_session false): while the collector restarts
+the broker keeps its QoS 1 messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+from fieldwatch.collector.stats import Stats
+
+from fieldwatch import wire
+from fieldwatch.clock import Clock
+from fieldwatch.config import BrokerConfig
+from fieldwatch.errors import WireFormatError
+from fieldwatch.mqtt import make_client
+
+log = logging.getLogger(__name__)
+
+SUBSCRIPTIONS = [(wire.topic("+", "+", kind), 1)
+                 for kind in ("metrics", "status", "events", "inventory")]
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    message: wire.Message
+    payload: bytes
+    received_at: float
+
+
+def decode_received(topic: str, payload: bytes, max_bytes: int) -> wire.Message:
+    """Decode a payload and check it was published under its own device's topic."""
+    site, device, kind = wire.parse_topic(topic)
+    msg = wire.decode(payload, max_bytes)
+    if msg.site != site or msg.device != device:
+        raise WireFormatError("topic_mismatch",
+                              f"{msg.site}/{msg.device} published on {topic!r}")
+    expected = {"metrics": wire.Metrics, "status": wire.Status, "events": wire.Event,
+                "inventory": wire.Inventory}.get(kind)
+    if expected is None or not isinstance(msg, expected):
+        raise WireFormatError("topic_mismatch", f"a {type(msg).__name__} on {topic!r}")
+    return msg
+
+
+class MqttIngest:
+    def __init__(self, broker: BrokerConfig, client_id: str, out: queue.Queue[Received],
+                 stats: Stats, clock: Clock, max_bytes: int) -> None:
+        self.broker = broker
+        self.out = out
+        self.stats = stats
+        self.clock = clock
+        self.max_bytes = max_bytes
+        self.connected = threading.Event()
+        self._last_log = 0.0
+        self.client = make_client(client_id, broker, clean_session=False)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
+                    reason: mqtt.ReasonCode, properties: object) -> None:
+        if reason.is_failure:
+            log.error("broker refused the collector: %s", reason)
+            return
+        log.info("collector connected to %s:%s (session present: %s)", self.broker.host,
+                 self.broker.port, flags.session_present)
+        client.subscribe(SUBSCRIPTIONS)
+        self.connected.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object,
+                       reason: mqtt.ReasonCode, properties: object) -> None:
+        self.connected.clear()
+        if reason.is_failure:
+            self.stats.inc("broker_disconnects_total")
+            log.warning("collector lost the broker (%s); reconnecting", reason)
+
+    def _on_message(self, client: mqtt.Client, userdata: object,
+                    message: mqtt.MQTTMessage) -> None:
+        try:
+            msg = decode_received(message.topic, message.payload, self.max_bytes)
+        except WireFormatError as exc:
+            self.stats.inc("rejected_total", exc.reason)
+            now = time.monotonic()
+            if now - self._last_log > 5:  # a flood of garbage must not flood the log
+                self._last_log = now
+                log.warning("rejected a message on %s: %s (counted in rejected_total)",
+                            message.topic, exc)
+            return
+        self.stats.inc("received_total")
+        self.out.put(Received(msg, message.payload, self.clock.now()))
+
+    def start(self) -> None:
+        self.client.connect_async(self.broker.host, self.broker.port,
+                                  keepalive=int(self.broker.keepalive))
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

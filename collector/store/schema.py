@@ -1,0 +1,83 @@
+"""Tables, as SQLAlchemy Core metadata, shared by SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+OPEN_STATES = ("open", "acknowledged", "in_progress", "reopened")
+
+devices = sa.Table(
+    "devices", metadata,
+    sa.Column("site", sa.String(128), primary_key=True),
+    sa.Column("device", sa.String(128), primary_key=True),
+    sa.Column("first_seen", sa.Float, nullable=False),
+    sa.Column("last_seen", sa.Float, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="unknown"),
+    sa.Column("status_cause", sa.String(32), nullable=False, server_default=""),
+    sa.Column("status_at", sa.Float),
+    sa.Column("last_seq", sa.BigInteger),
+    sa.Column("messages_total", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("agent", sa.String(32), nullable=False, server_default=""),
+    sa.Column("inventory", sa.JSON),
+)
+
+tickets = sa.Table(
+    "tickets", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("rule", sa.String(128), nullable=False),
+    sa.Column("site", sa.String(128), nullable=False),
+    sa.Column("device", sa.String(128), nullable=False),
+    sa.Column("labels", sa.JSON, nullable=False),
+    sa.Column("severity", sa.String(2), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("team", sa.String(64)),
+    sa.Column("opened_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("resolved_at", sa.Float),
+    sa.Column("last_seen", sa.Float, nullable=False),
+    sa.Column("last_value", sa.Float),
+    sa.Column("occurrences", sa.Integer, nullable=False, server_default="1"),
+    # At most one open ticket per fingerprint, across every collector sharing the database.
+    sa.Index("uq_tickets_open_fingerprint", "fingerprint", unique=True,
+             sqlite_where=sa.text(f"state IN {OPEN_STATES!r}"),
+             postgresql_where=sa.text(f"state IN {OPEN_STATES!r}")),
+    sa.Index("ix_tickets_device", "site", "device"),
+    sa.Index("ix_tickets_state", "state"),
+)
+
+ticket_events = sa.Table(
+    "ticket_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ticket_id", sa.Integer, sa.ForeignKey("tickets.id"), nullable=False, index=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),  # "rule:disk_full", "system", a person
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("data", sa.JSON),
+)
+
+# The metric history, one row per received message (what backtests replay and audits read).
+messages = sa.Table(
+    "messages", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("site", sa.String(128), nullable=False),
+    sa.Column("device", sa.String(128), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("seq", sa.BigInteger),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("payload", sa.LargeBinary, nullable=False),
+    sa.Index("ix_messages_ts", "ts"),
+    sa.Index("ix_messages_device_seq", "site", "device", "seq"),
+)
+
+meta = sa.Table(
+    "fieldwatch_meta", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)

@@ -1,0 +1,1 @@
+"""Example configs, shipped as package data (fieldwatch.default_config)."""

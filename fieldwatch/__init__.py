@@ -1,0 +1,3 @@
+"""fieldwatch: remote equipment monitoring and auto-ticketing."""
+
+__version__ = "0.1.0"

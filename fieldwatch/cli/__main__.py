@@ -1,0 +1,5 @@
+import sys
+
+from fieldwatch.cli import main
+
+sys.exit(main())

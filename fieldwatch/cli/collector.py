@@ -1,0 +1,46 @@
+"""`fieldwatch collector run` — the collector daemon, against any MQTT broker."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from fieldwatch.cli.common import stop_on_signals
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("collector", help="the collector (rules, tickets, API)")
+    csub = p.add_subparsers(dest="collector_command", required=True, metavar="ACTION")
+    run = csub.add_parser("run", help="run the collector daemon in the foreground")
+    run.add_argument("--config", type=Path, default=Path("/etc/fieldwatch/collector.yaml"))
+    run.add_argument("--http-port", type=int, default=None,
+                     help="serve the HTTP API on 127.0.0.1:PORT (0 picks a free port)")
+    run.set_defaults(func=run_collector)
+
+
+def run_collector(args: argparse.Namespace) -> int:
+    from fieldwatch.collector.api import HttpServer, make_app
+    from fieldwatch.collector.config import CollectorConfig
+    from fieldwatch.collector.service import Collector
+    from fieldwatch.config import load_config
+
+    cfg = load_config(CollectorConfig, args.config)
+    stop = stop_on_signals()
+    collector = Collector(cfg)
+    http = None
+    if args.http_port is not None:
+        app = make_app(collector.store, collector.stats, collector.health)
+        http = HttpServer(app, port=args.http_port)
+        http.start()
+        print(f"fieldwatch collector: HTTP API on http://{http.host}:{http.port}/", flush=True)
+    collector.start()
+    try:
+        stop.wait()
+    finally:
+        collector.stop()
+        if http is not None:
+            http.stop()
+    return 0

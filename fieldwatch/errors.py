@@ -1,0 +1,89 @@
+"""The one exception tree of fieldwatch.
+
+    FieldwatchError
+    ├── ConfigError        a config file is wrong (carries file:line:col problems)
+    ├── RuleError          a rule file is wrong (same shape as ConfigError)
+    ├── WireFormatError    an MQTT payload could not be decoded (carries the reason)
+    ├── SourceError        a metric source failed for this cycle
+    ├── DeskError          an external service desk failed
+    │   ├── DeskUnavailable    retry later (connection, timeout, 5xx, 429)
+    │   └── DeskRejected       give up (4xx other than 429)
+    └── DiagnosticRefused  a diagnostic request was refused (signature, policy, arguments)
+
+Only the CLI prints and exits; everything else raises one of these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class FieldwatchError(Exception):
+    """Base of every error fieldwatch raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in a file, located for an editor to jump to."""
+
+    file: str
+    line: int  # 1-based; 0 when unknown
+    col: int  # 1-based; 0 when unknown
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}: {self.message}"
+
+
+class LocatedError(FieldwatchError):
+    """An error made of one or more located problems, all reported at once."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class ConfigError(LocatedError):
+    """A config file is invalid."""
+
+
+class RuleError(LocatedError):
+    """A rule file is invalid."""
+
+
+class WireFormatError(FieldwatchError):
+    """A payload is malformed, oversized or of an unknown version; `reason` says which."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+class SourceError(FieldwatchError):
+    """A metric source could not be read this cycle."""
+
+
+class DeskError(FieldwatchError):
+    """An external service desk did not take a delivery."""
+
+
+class DeskUnavailable(DeskError):
+    """The desk may take it later: retry with backoff."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DeskRejected(DeskError):
+    """The desk refused it for good: dead-letter it with the desk's answer."""
+
+
+class DiagnosticRefused(FieldwatchError):
+    """A diagnostic request was refused; `reason` is a short machine-readable code."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}" if detail else reason)

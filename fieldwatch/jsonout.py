@@ -1,0 +1,36 @@
+"""The stable `--json` shapes of tickets and devices (docs/operations.md documents them)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+
+def iso(ts: float | None) -> str | None:
+    """Epoch seconds → RFC 3339 UTC with milliseconds, or None."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+
+
+TICKET_FIELDS = ("id", "rule", "site", "device", "labels", "severity", "state", "title",
+                 "description", "team", "fingerprint", "occurrences", "last_value")
+TICKET_TIMES = ("opened_at", "updated_at", "resolved_at", "last_seen")
+
+
+def ticket_json(row: dict[str, Any]) -> dict[str, Any]:
+    out = {k: row.get(k) for k in TICKET_FIELDS}
+    out.update({k: iso(row.get(k)) for k in TICKET_TIMES})
+    return out
+
+
+DEVICE_FIELDS = ("site", "device", "status", "status_cause", "last_seq", "messages_total",
+                 "agent", "inventory")
+DEVICE_TIMES = ("first_seen", "last_seen", "status_at")
+
+
+def device_json(row: dict[str, Any]) -> dict[str, Any]:
+    out = {k: row.get(k) for k in DEVICE_FIELDS}
+    out.update({k: iso(row.get(k)) for k in DEVICE_TIMES})
+    return out

@@ -1,0 +1,143 @@
+"""Wire format v1: what agents publish and the collector reads (docs/wire-format.md).
+
+Pure encoders and decoders. Decoding validates types with msgspec (fast, precise error paths),
+ignores unknown fields (so minor additions stay compatible), and rejects oversized payloads and
+unknown major versions with a reason the collector counts by.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from fieldwatch.errors import WireFormatError
+
+VERSION = 1
+DEFAULT_MAX_BYTES = 256 * 1024
+TOPIC_ROOT = "fieldwatch/v1"
+
+
+class Sample(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One reading: `disk.used_percent{mount="/"} = 93.1` at `ts` (None: the message's ts)."""
+
+    name: str
+    value: float
+    labels: dict[str, str] = {}
+    ts: float | None = None
+
+
+class Metrics(msgspec.Struct, frozen=True, tag="metrics", tag_field="kind"):
+    """One poll cycle of one device."""
+
+    device: str
+    site: str
+    seq: int
+    ts: float
+    samples: list[Sample]
+    agent: str = ""
+    v: int = VERSION
+
+
+class Status(msgspec.Struct, frozen=True, tag="status", tag_field="kind"):
+    """Retained presence. `cause`: `connected`, `shutdown` (clean stop), `lost` (Last Will)."""
+
+    device: str
+    site: str
+    state: Literal["online", "offline"]
+    cause: str = ""
+    ts: float | None = None  # None in a Last Will: it is written at connect time
+    agent: str = ""
+    v: int = VERSION
+
+
+class Event(msgspec.Struct, frozen=True, tag="event", tag_field="kind"):
+    """Something that happened once: an SNMP trap, an agent-side event."""
+
+    device: str
+    site: str
+    type: str
+    ts: float
+    fields: dict[str, str | int | float | bool | None] = {}
+    seq: int | None = None
+    v: int = VERSION
+
+
+class Inventory(msgspec.Struct, frozen=True, tag="inventory",
+                tag_field="kind"):
+    """What the device is (OS, CPU, RAM, disks, NICs, serial): retained, sent on start and daily."""
+
+    device: str
+    site: str
+    ts: float
+    facts: dict[str, object] = {}
+    agent: str = ""
+    v: int = VERSION
+
+
+Message = Metrics | Status | Event | Inventory
+
+
+class _Envelope(msgspec.Struct):
+    v: int = VERSION
+
+
+_decoder = msgspec.json.Decoder(Message)
+_envelope = msgspec.json.Decoder(_Envelope)
+_encoder = msgspec.json.Encoder()
+
+
+def encode(message: Message) -> bytes:
+    return _encoder.encode(message)
+
+
+def decode(payload: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Message:
+    """Decode one payload, or raise WireFormatError with reason `oversized`, `version`,
+    `malformed` (not JSON) or `invalid` (JSON of the wrong shape)."""
+    if len(payload) > max_bytes:
+        raise WireFormatError("oversized", f"{len(payload)} bytes > limit {max_bytes}")
+    try:
+        msg = _decoder.decode(payload)
+    except msgspec.ValidationError as exc:
+        _check_version(payload)
+        raise WireFormatError("invalid", str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise WireFormatError("malformed", str(exc)) from None
+    if msg.v != VERSION:
+        raise WireFormatError("version", f"major version {msg.v} not understood (want {VERSION})")
+    return msg
+
+
+def _check_version(payload: bytes) -> None:
+    try:
+        v = _envelope.decode(payload).v
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return
+    if v != VERSION:
+        raise WireFormatError("version", f"major version {v} not understood (want {VERSION})")
+
+
+# -- topics -----------------------------------------------------------------------------------
+
+KINDS = ("metrics", "events", "status", "inventory", "diag/req", "diag/res")
+
+
+def topic(site: str, device: str, kind: str) -> str:
+    """`fieldwatch/v1/<site>/<device>/<kind>`."""
+    return f"{TOPIC_ROOT}/{site}/{device}/{kind}"
+
+
+def parse_topic(name: str) -> tuple[str, str, str]:
+    """(site, device, kind) of a fieldwatch topic; raises WireFormatError for anything else."""
+    parts = name.split("/")
+    if len(parts) < 5 or "/".join(parts[:2]) != TOPIC_ROOT:
+        raise WireFormatError("topic", f"not a fieldwatch v1 topic: {name!r}")
+    kind = "/".join(parts[4:])
+    if kind not in KINDS:
+        raise WireFormatError("topic", f"unknown message kind {kind!r} in {name!r}")
+    return parts[2], parts[3], kind
+
+
+def valid_id(text: str) -> bool:
+    """Device and site ids must be usable as one MQTT topic level."""
+    return bool(text) and not any(c in text for c in "/+#\0") and len(text) <= 128
