@@ -31,6 +31,8 @@ class TicketChange:
     count: int = 1
     auto_resolve: bool = True
     diagnostics: tuple[str, ...] = field(default_factory=tuple)
+    on_recurrence: str = "reopen"  # within the verification window: reopen | new | ignore
+    verify_window: float | None = None  # seconds; None: the SLA policy's default
 
 
 def _change(t: Transition, kind: Literal["fire", "repeat", "resolve"]) -> TicketChange:
@@ -45,6 +47,7 @@ def _change(t: Transition, kind: Literal["fire", "repeat", "resolve"]) -> Ticket
         description=render(rule.ticket.description, values, t.labels) if kind == "fire" else "",
         team=rule.ticket.team, value=t.value, first_ts=t.ts, last_ts=t.ts,
         auto_resolve=rule.auto_resolve, diagnostics=rule.diagnostics,
+        on_recurrence=rule.on_recurrence, verify_window=rule.verify_window,
     )
 
 

@@ -1,22 +1,61 @@
-"""The collector daemon: ingest → queue → worker (rules, store), wired once from config."""
+"""The collector daemon: ingest → queue → worker (rules, store), wired once from config;
+plus the service desk's periodic tick (SLA escalations, verification closes)."""
 
 from __future__ import annotations
 
 import logging
 import queue
+import threading
 
+import httpx
 from fieldwatch.collector.config import CollectorConfig
 from fieldwatch.collector.ingest import MqttIngest, Received
+from fieldwatch.collector.notifier import WebhookNotifier
 from fieldwatch.collector.pipeline import Worker
 from fieldwatch.collector.rules.engine import Engine
 from fieldwatch.collector.rules.loader import load_rules
+from fieldwatch.collector.service_desk import ServiceDesk
 from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.db import db_url, open_engine
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.tickets.config import load_desk
 
 from fieldwatch.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
+
+
+class Ticker:
+    """Calls `desk.tick()` every `every` seconds on one thread, joined on stop."""
+
+    def __init__(self, desk: ServiceDesk, stats: Stats, every: float) -> None:
+        self.desk, self.stats, self.every = desk, stats, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fieldwatch-desk-tick",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.run_once()
+
+    def run_once(self) -> None:
+        try:
+            r = self.desk.tick()
+        except Exception:  # noqa: BLE001 - a failed tick is retried next time, never fatal
+            self.stats.inc("desk_tick_errors_total")
+            log.exception("service-desk tick failed; retrying in %.0fs", self.every)
+            return
+        self.stats.inc("tickets_auto_closed_total", n=len(r.closed))
+        self.stats.inc("sla_escalations_total", n=len(r.escalated))
+        self.stats.inc("notifications_sent_total", n=r.notified)
+        self.stats.inc("notifications_failed_total", n=r.notify_failed)
 
 
 class Collector:
@@ -24,8 +63,13 @@ class Collector:
         self.cfg = cfg
         self.clock = clock or SystemClock()
         self.ruleset = load_rules(cfg.rules)  # RuleError: refuse to start on broken rules
-        self.store = Store(open_engine(db_url(cfg.db)))
+        policy = load_desk(cfg.desk)  # ConfigError: refuse to start on a broken SLA/teams file
+        self.store = Store(open_engine(db_url(cfg.db)), policy)
         self.stats = Stats()
+        self.http = httpx.Client(timeout=10.0)
+        self.desk = ServiceDesk(self.store, self.clock, WebhookNotifier(
+            self.http, str(cfg.desk.webhook) if cfg.desk.webhook else None))
+        self.ticker = Ticker(self.desk, self.stats, cfg.desk.tick)
         self.queue: queue.Queue[Received] = queue.Queue(maxsize=cfg.queue_max)
         self.worker = Worker(self.queue, self.store, Engine(self.ruleset), self.clock,
                              self.stats, cfg.batch_max, cfg.batch_wait)
@@ -41,9 +85,12 @@ class Collector:
                  self.store.engine.url.render_as_string(hide_password=True))
         self.worker.start()
         self.ingest.start()
+        self.ticker.start()
 
     def stop(self) -> None:
         """Stop taking messages, then store everything already taken."""
+        self.ticker.stop()
         self.ingest.stop()
         self.worker.stop()
+        self.http.close()
         self.store.engine.dispose()

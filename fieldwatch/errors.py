@@ -8,7 +8,10 @@
     ├── DeskError          an external service desk failed
     │   ├── DeskUnavailable    retry later (connection, timeout, 5xx, 429)
     │   └── DeskRejected       give up (4xx other than 429)
-    └── DiagnosticRefused  a diagnostic request was refused (signature, policy, arguments)
+    ├── DiagnosticRefused  a diagnostic request was refused (signature, policy, arguments)
+    └── TicketError        a service-desk request cannot be done (`code` says why)
+        ├── TicketNotFound     no such ticket
+        └── TransitionRefused  the ticket's state does not allow it, or the input is invalid
 
 Only the CLI prints and exits; everything else raises one of these.
 """
@@ -87,3 +90,23 @@ class DiagnosticRefused(FieldwatchError):
         self.reason = reason
         self.detail = detail
         super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+class TicketError(FieldwatchError):
+    """A service-desk request was refused; `code` is short and machine-readable."""
+
+    code = "ticket_error"
+
+
+class TicketNotFound(TicketError):
+    code = "not_found"
+
+    def __init__(self, ticket_id: int) -> None:
+        self.ticket_id = ticket_id
+        super().__init__(f"no ticket {ticket_id}")
+
+
+class TransitionRefused(TicketError):
+    """The action is not allowed from the ticket's state (or its input is invalid)."""
+
+    code = "refused"

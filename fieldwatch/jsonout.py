@@ -15,14 +15,25 @@ def iso(ts: float | None) -> str | None:
 
 
 TICKET_FIELDS = ("id", "rule", "site", "device", "labels", "severity", "state", "title",
-                 "description", "team", "fingerprint", "occurrences", "last_value")
-TICKET_TIMES = ("opened_at", "updated_at", "resolved_at", "last_seen")
+                 "description", "team", "fingerprint", "occurrences", "last_value",
+                 # service desk (issue 6): added, never removed
+                 "priority", "source", "customer", "device_type", "assignee", "close_reason",
+                 "reopen_count", "recurrences", "recurrence_of", "resolution", "satisfaction")
+TICKET_TIMES = ("opened_at", "updated_at", "resolved_at", "last_seen", "acknowledged_at",
+                "closed_at", "waiting_since")
 
 
 def ticket_json(row: dict[str, Any]) -> dict[str, Any]:
     out = {k: row.get(k) for k in TICKET_FIELDS}
     out.update({k: iso(row.get(k)) for k in TICKET_TIMES})
+    out["priority"] = out["priority"] or out["severity"]
+    out["waiting"] = row.get("waiting_since") is not None
     return out
+
+
+def event_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {"id": row.get("id"), "at": iso(row.get("at")), "actor": row.get("actor"),
+            "kind": row.get("kind"), "reason": row.get("reason"), "data": row.get("data")}
 
 
 DEVICE_FIELDS = ("site", "device", "status", "status_cause", "last_seq", "messages_total",

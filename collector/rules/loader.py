@@ -39,6 +39,8 @@ class RuleSpec(_Strict):
     ticket: TicketSpec
     diagnostics: list[str] = []
     auto_resolve: bool = True
+    on_recurrence: Literal["reopen", "new", "ignore"] = "reopen"
+    verify_window: Duration | None = None
 
 
 def _expr_problem(doc: Loaded, path: tuple[str | int, ...], exc: ExprError) -> Problem:
@@ -109,6 +111,7 @@ def _one_rule(doc: Loaded, where: tuple[str | int, ...],
         clear_text=spec.clear, severity=spec.severity,
         ticket=TicketTemplate(spec.ticket.title, spec.ticket.description, spec.ticket.team),
         diagnostics=tuple(spec.diagnostics), auto_resolve=spec.auto_resolve,
+        on_recurrence=spec.on_recurrence, verify_window=spec.verify_window,
         origin=f"{doc.file}:{line}",
     ), []
 

@@ -31,6 +31,8 @@ class Rule:
     clear_text: str | None = None
     diagnostics: tuple[str, ...] = ()
     auto_resolve: bool = True
+    on_recurrence: str = "reopen"  # reopen | new | ignore (a recurrence in the window)
+    verify_window: float | None = None  # None: the SLA policy's verify_window
     origin: str = ""  # file:line where the rule is defined
 
     def matches_labels(self, labels: Mapping[str, str]) -> bool:

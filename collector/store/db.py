@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
-from fieldwatch.collector.store.schema import meta, metadata
+from fieldwatch.collector.store.schema import TICKET_V2, meta, metadata, tickets
 
-SCHEMA_VERSION = 1
+from fieldwatch.errors import ConfigError, Problem
+
+SCHEMA_VERSION = 2
 
 
 def db_url(db: str | None = None, data: str | Path | None = None) -> str:
@@ -44,13 +47,55 @@ def open_engine(url: str, create: bool = True) -> sa.Engine:
     return engine
 
 
+def _v2_service_desk(conn: sa.Connection) -> None:
+    """v1 → v2: the service-desk columns on tickets (the new tables come from create_all)."""
+    have = {c["name"] for c in sa.inspect(conn).get_columns("tickets")}
+    for col in TICKET_V2:
+        if col.name in have:
+            continue
+        ddl = f"ALTER TABLE tickets ADD COLUMN {col.name} {col.type.compile(conn.dialect)}"
+        if col.server_default is not None:
+            ddl += f" NOT NULL DEFAULT '{col.server_default.arg}'"  # type: ignore[attr-defined]
+        conn.execute(sa.text(ddl))
+    for idx in tickets.indexes:
+        idx.create(conn, checkfirst=True)
+    conn.execute(tickets.update().where(tickets.c.priority.is_(None)).values(
+        priority=tickets.c.severity, sla_priority=tickets.c.severity))
+
+
+# version → the step that brings a database from version-1 to it; append, never edit.
+MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {2: _v2_service_desk}
+
+
 def migrate(engine: sa.Engine) -> None:
-    """Bring the schema to SCHEMA_VERSION. Version 1 is the first; later versions append steps."""
+    """Bring the schema to SCHEMA_VERSION: create what is missing, run each pending step once.
+
+    On PostgreSQL an advisory lock serialises collectors starting together on one database.
+    """
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(4242001)"))
+        fresh = not sa.inspect(conn).has_table("fieldwatch_meta")
         metadata.create_all(conn, checkfirst=True)
         row = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).first()
         if row is None:
-            conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
-        elif int(row[0]) > SCHEMA_VERSION:
-            raise RuntimeError(f"database schema {row[0]} is newer than this fieldwatch "
-                               f"({SCHEMA_VERSION}); upgrade fieldwatch")
+            # a brand-new database is created at the newest version; a v1 one had no meta row
+            version = SCHEMA_VERSION if fresh else 1
+            conn.execute(meta.insert().values(key="schema_version", value=str(version)))
+        else:
+            version = int(row[0])
+        if version > SCHEMA_VERSION:
+            raise ConfigError([Problem(engine.url.render_as_string(hide_password=True), 0, 0,
+                                       f"database schema {version} is newer than this "
+                                       f"fieldwatch ({SCHEMA_VERSION}); upgrade fieldwatch")])
+        for v in range(version + 1, SCHEMA_VERSION + 1):
+            MIGRATIONS[v](conn)
+        if version < SCHEMA_VERSION:
+            conn.execute(meta.update().where(meta.c.key == "schema_version").values(
+                value=str(SCHEMA_VERSION)))
+
+
+def schema_version(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).first()
+    return int(row[0]) if row else 0

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from fieldwatch.collector.tickets.lifecycle import OPEN_STATES
 
 metadata = sa.MetaData()
-
-OPEN_STATES = ("open", "acknowledged", "in_progress", "reopened")
 
 devices = sa.Table(
     "devices", metadata,
@@ -22,6 +21,30 @@ devices = sa.Table(
     sa.Column("agent", sa.String(32), nullable=False, server_default=""),
     sa.Column("inventory", sa.JSON),
 )
+
+# Added in schema v2 (db.py migrates v1 databases by adding exactly these).
+TICKET_V2 = [
+    sa.Column("priority", sa.String(2)),  # current priority (escalation may raise it)
+    sa.Column("sla_priority", sa.String(2)),  # the priority whose targets the clocks run on
+    sa.Column("source", sa.String(16), nullable=False, server_default="rule"),  # rule | manual
+    sa.Column("customer", sa.Text),  # who reported it and how to reach them (manual tickets)
+    sa.Column("device_type", sa.String(64)),
+    sa.Column("inventory", sa.JSON),  # the device's inventory when the ticket opened
+    sa.Column("assignee", sa.String(128)),
+    sa.Column("acknowledged_at", sa.Float),  # first response: stops the response clock
+    sa.Column("closed_at", sa.Float),
+    sa.Column("close_reason", sa.String(16)),  # fixed | verified | wont_fix | duplicate
+    sa.Column("waiting_since", sa.Float),  # waiting on the customer: SLA clocks paused
+    sa.Column("pauses", sa.JSON),  # [[start, end|null], ...] SLA pauses
+    sa.Column("reopen_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("recurrences", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("recurrence_of", sa.Integer),
+    sa.Column("on_recurrence", sa.String(8), nullable=False, server_default="reopen"),
+    sa.Column("verify_window", sa.Float),  # seconds a resolution waits before closing itself
+    sa.Column("resolution", sa.JSON),  # cause, fix, parts, minutes, mode
+    sa.Column("satisfaction", sa.Integer),  # 1-5, recorded on closure
+    sa.Column("update_event_at", sa.Float),  # last `alert_update` timeline event (throttle)
+]
 
 tickets = sa.Table(
     "tickets", metadata,
@@ -42,12 +65,23 @@ tickets = sa.Table(
     sa.Column("last_seen", sa.Float, nullable=False),
     sa.Column("last_value", sa.Float),
     sa.Column("occurrences", sa.Integer, nullable=False, server_default="1"),
+    # schema v2: the service desk (issue 6); every column nullable or defaulted for migration
+    *TICKET_V2,
     # At most one open ticket per fingerprint, across every collector sharing the database.
     sa.Index("uq_tickets_open_fingerprint", "fingerprint", unique=True,
              sqlite_where=sa.text(f"state IN {OPEN_STATES!r}"),
              postgresql_where=sa.text(f"state IN {OPEN_STATES!r}")),
     sa.Index("ix_tickets_device", "site", "device"),
     sa.Index("ix_tickets_state", "state"),
+    sa.Index("ix_tickets_fingerprint", "fingerprint", "id"),
+)
+
+# Each escalation step fires once per ticket, even with several collectors ticking (schema v2).
+escalations = sa.Table(
+    "ticket_escalations", metadata,
+    sa.Column("ticket_id", sa.Integer, sa.ForeignKey("tickets.id"), primary_key=True),
+    sa.Column("step", sa.String(64), primary_key=True),
+    sa.Column("fired_at", sa.Float, nullable=False),
 )
 
 ticket_events = sa.Table(

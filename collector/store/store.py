@@ -6,7 +6,8 @@ open ticket per fingerprint (a partial unique index), every change on the ticket
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,11 +16,17 @@ from fieldwatch.collector.alerts import TicketChange
 from fieldwatch.collector.store.schema import (
     OPEN_STATES,
     devices,
+    escalations,
     messages,
     ticket_events,
     tickets,
 )
+from fieldwatch.collector.tickets.actions import close_pause
+from fieldwatch.collector.tickets.config import DeskPolicy
+from fieldwatch.collector.tickets.routing import Facts, pick_member, route
 from sqlalchemy.dialects import postgresql, sqlite
+
+from fieldwatch.errors import TicketNotFound
 
 
 @dataclass
@@ -58,9 +65,22 @@ class BatchWrite:
 
 
 class Store:
-    def __init__(self, engine: sa.Engine) -> None:
+    """SQL for tickets, devices and messages; decisions come from the pure modules.
+
+    `add_event` is the one place a ticket change is recorded: anything that must happen with
+    every change in the same transaction (an outbox row for external desks) belongs there.
+    """
+
+    def __init__(self, engine: sa.Engine, policy: DeskPolicy | None = None) -> None:
         self.engine = engine
-        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self.policy = policy or DeskPolicy()
+        self.pg = engine.dialect.name == "postgresql"
+        self._insert = postgresql.insert if self.pg else sqlite.insert
+
+    @contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        with self.engine.begin() as conn:
+            yield conn
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -75,13 +95,13 @@ class Store:
 
     def _upsert_devices(self, conn: sa.Connection, seen: Iterable[DeviceSeen]) -> None:
         ins = self._insert(devices)
-        for d in seen:
+        # one lock order for every collector: no deadlocks between concurrent batches
+        for d in sorted(seen, key=lambda d: (d.site, d.device)):
             values: dict[str, Any] = {"site": d.site, "device": d.device, "first_seen": d.first,
                                       "last_seen": d.last, "messages_total": d.count}
             update: dict[str, Any] = {
-                "last_seen": sa.func.max(devices.c.last_seen, d.last)
-                if self.engine.dialect.name == "sqlite"
-                else sa.func.greatest(devices.c.last_seen, d.last),
+                "last_seen": sa.func.greatest(devices.c.last_seen, d.last)
+                if self.pg else sa.func.max(devices.c.last_seen, d.last),
                 "messages_total": devices.c.messages_total + d.count,
             }
             if d.last_seq is not None:
@@ -99,69 +119,266 @@ class Store:
 
     def _open_ticket(self, conn: sa.Connection, fp: str) -> sa.Row[Any] | None:
         return conn.execute(
-            sa.select(tickets.c.id, tickets.c.state).where(
+            sa.select(tickets.c.id, tickets.c.state, tickets.c.update_event_at,
+                      tickets.c.pauses, tickets.c.waiting_since).where(
                 tickets.c.fingerprint == fp, tickets.c.state.in_(OPEN_STATES))).first()
 
     def _apply(self, conn: sa.Connection, changes: Sequence[TicketChange], now: float) -> list[int]:
         opened: list[int] = []
-        for ch in changes:
+        # Stable sort: each fingerprint keeps its order, and every collector locks ticket rows
+        # in the same order, so concurrent batches on PostgreSQL cannot deadlock.
+        for ch in sorted(changes, key=lambda c: c.fingerprint):
             actor = f"rule:{ch.rule}"
             if ch.kind == "fire":
-                new_id = self._insert_ticket(conn, ch, now)
+                new_id = self._fire(conn, ch, now, actor)
                 if new_id is not None:
                     opened.append(new_id)
-                    self._event(conn, new_id, ch.first_ts, actor, "opened",
-                                f"{ch.rule} firing", {"value": ch.value})
-                    continue
+                continue
             row = self._open_ticket(conn, ch.fingerprint)
             if row is None:
                 continue  # a repeat or clear with no open ticket (closed by hand): nothing to do
             if ch.kind == "resolve":
-                if not ch.auto_resolve:
-                    self._event(conn, row.id, ch.last_ts, actor, "alert_cleared",
-                                "alert cleared; rule leaves resolving to a person")
-                    continue
-                conn.execute(tickets.update().where(tickets.c.id == row.id).values(
-                    state="resolved", resolved_at=ch.last_ts, updated_at=now,
-                    last_value=ch.value))
-                self._event(conn, row.id, ch.last_ts, actor, "resolved", "alert cleared",
-                            {"value": ch.value})
-                continue
-            conn.execute(tickets.update().where(tickets.c.id == row.id).values(
-                occurrences=tickets.c.occurrences + ch.count, last_seen=ch.last_ts,
-                last_value=ch.value, updated_at=now))
-            if ch.kind == "fire":
-                self._event(conn, row.id, ch.first_ts, actor, "refired",
-                            "alert fired again while the ticket was open", {"value": ch.value})
+                self._auto_resolve(conn, row, ch, now, actor)
+            else:
+                self._repeat(conn, row, ch, now, actor)
         return opened
 
-    def _insert_ticket(self, conn: sa.Connection, ch: TicketChange, now: float) -> int | None:
+    def _auto_resolve(self, conn: sa.Connection, row: sa.Row[Any], ch: TicketChange,
+                      now: float, actor: str) -> None:
+        if not ch.auto_resolve:
+            self.add_event(row.id, ch.last_ts, actor, "alert_cleared",
+                           "alert cleared; rule leaves resolving to a person", conn=conn)
+            return
+        conn.execute(tickets.update().where(tickets.c.id == row.id).values(
+            state="resolved", resolved_at=ch.last_ts, updated_at=now, last_value=ch.value,
+            waiting_since=None, pauses=close_pause(row.pauses, ch.last_ts)))
+        self.add_event(row.id, ch.last_ts, actor, "resolved", "alert cleared",
+                       {"value": ch.value}, conn=conn)
+
+    def _repeat(self, conn: sa.Connection, row: sa.Row[Any], ch: TicketChange, now: float,
+                actor: str) -> None:
+        values: dict[str, Any] = {"occurrences": tickets.c.occurrences + ch.count,
+                                  "last_seen": ch.last_ts, "last_value": ch.value,
+                                  "updated_at": now}
+        if ch.kind == "repeat" and (row.update_event_at is None or ch.last_ts
+                                    - row.update_event_at >= self.policy.update_event_every):
+            values["update_event_at"] = ch.last_ts
+            self.add_event(row.id, ch.last_ts, actor, "alert_update",
+                           f"still firing ({ch.count} more samples)",
+                           {"value": ch.value, "count": ch.count}, conn=conn)
+        conn.execute(tickets.update().where(tickets.c.id == row.id).values(**values))
+        if ch.kind == "fire":
+            self.add_event(row.id, ch.first_ts, actor, "refired",
+                           "alert fired again while the ticket was open", {"value": ch.value},
+                           conn=conn)
+
+    def _fire(self, conn: sa.Connection, ch: TicketChange, now: float, actor: str) -> int | None:
+        """A new alert: update the open ticket, handle a recurrence, or open a ticket."""
+        row = self._open_ticket(conn, ch.fingerprint)
+        if row is not None:
+            self._repeat(conn, row, ch, now, actor)
+            return None
+        last = conn.execute(sa.select(tickets).where(tickets.c.fingerprint == ch.fingerprint)
+                            .order_by(tickets.c.id.desc()).limit(1)).first()
+        recurrence_of = None
+        if last is not None:
+            how = getattr(ch, "on_recurrence", "reopen")
+            window = last.verify_window or self.policy.sla.verify_window
+            if last.state == "closed" and last.close_reason == "wont_fix":
+                self.add_event(last.id, ch.first_ts, actor, "recurred",
+                               "fault came back; the ticket was closed as won't fix",
+                               {"value": ch.value}, conn=conn)
+                return None
+            if last.state == "resolved" and ch.first_ts - (last.resolved_at or 0) <= window:
+                if how == "reopen" and self._reopen(conn, last, ch, now, actor):
+                    return None
+                if how in ("ignore", "new"):
+                    conn.execute(tickets.update().where(tickets.c.id == last.id).values(
+                        recurrences=tickets.c.recurrences + 1, updated_at=now))
+                    if how == "ignore":
+                        self.add_event(last.id, ch.first_ts, actor, "recurred",
+                                       "fault came back within the verification window; "
+                                       "the rule ignores recurrences", {"value": ch.value},
+                                       conn=conn)
+                        return None
+                    recurrence_of = last.id
+                row = self._open_ticket(conn, ch.fingerprint)  # reopened by another collector
+                if row is not None:
+                    self._repeat(conn, row, ch, now, actor)
+                    return None
+        new_id = self._insert_ticket(conn, ch, now, recurrence_of)
+        if new_id is None:  # another collector opened it first: the unique index said so
+            row = self._open_ticket(conn, ch.fingerprint)
+            if row is not None:
+                self._repeat(conn, row, ch, now, actor)
+            return None
+        if recurrence_of is not None:
+            self.add_event(recurrence_of, ch.first_ts, actor, "recurred",
+                           f"fault came back; new ticket {new_id} opened per rule",
+                           {"ticket": new_id}, conn=conn)
+        return new_id
+
+    def _reopen(self, conn: sa.Connection, last: sa.Row[Any], ch: TicketChange, now: float,
+                actor: str) -> bool:
+        pauses = [*[list(p) for p in last.pauses or []], [last.resolved_at, ch.first_ts]]
+        res = conn.execute(tickets.update().where(
+            tickets.c.id == last.id, tickets.c.state == "resolved").values(
+            state="reopened", resolved_at=None, reopen_count=tickets.c.reopen_count + 1,
+            recurrences=tickets.c.recurrences + 1, occurrences=tickets.c.occurrences + ch.count,
+            last_seen=ch.last_ts, last_value=ch.value, updated_at=now, pauses=pauses))
+        if res.rowcount != 1:
+            return False
+        self.add_event(last.id, ch.first_ts, actor, "reopened",
+                       "fault recurred within the verification window", {"value": ch.value},
+                       conn=conn)
+        return True
+
+    def _insert_ticket(self, conn: sa.Connection, ch: TicketChange, now: float,
+                       recurrence_of: int | None) -> int | None:
+        inv = conn.execute(sa.select(devices.c.inventory).where(
+            devices.c.site == ch.site, devices.c.device == ch.device)).scalar()
+        device_type = device_type_of(inv)
+        team, assignee = self.assign_for(conn, Facts(ch.rule, ch.site, ch.device, device_type,
+                                                     ch.labels), ch.team)
         stmt = self._insert(tickets).values(
             fingerprint=ch.fingerprint, rule=ch.rule, site=ch.site, device=ch.device,
-            labels=dict(ch.labels), severity=ch.severity, state="open", title=ch.title,
-            description=ch.description, team=ch.team, opened_at=ch.first_ts, updated_at=now,
+            labels=dict(ch.labels), severity=ch.severity, priority=ch.severity,
+            sla_priority=ch.severity, state="open", title=ch.title, source="rule",
+            description=ch.description, team=team, opened_at=ch.first_ts, updated_at=now,
             last_seen=ch.last_ts, last_value=ch.value, occurrences=ch.count,
+            device_type=device_type, inventory=inv, assignee=assignee, pauses=[],
+            update_event_at=ch.first_ts,
+            recurrence_of=recurrence_of, on_recurrence=getattr(ch, "on_recurrence", "reopen"),
+            verify_window=getattr(ch, "verify_window", None),
         ).on_conflict_do_nothing(index_elements=[tickets.c.fingerprint],
                                  index_where=tickets.c.state.in_(OPEN_STATES)
                                  ).returning(tickets.c.id)
         row = conn.execute(stmt).first()
-        return None if row is None else int(row[0])
+        if row is None:
+            return None
+        new_id = int(row[0])
+        self.add_event(new_id, ch.first_ts, f"rule:{ch.rule}", "opened", f"{ch.rule} firing",
+                       {"value": ch.value, "team": team}, conn=conn)
+        if assignee:
+            self.add_event(new_id, now, "system", "assigned",
+                           f"routed to {team}; assigned {self.policy.teams.teams[team].assign}",
+                           {"from": None, "to": assignee}, conn=conn)
+        return new_id
 
-    def _event(self, conn: sa.Connection, ticket_id: int, at: float, actor: str, kind: str,
-               reason: str, data: dict[str, Any] | None = None) -> None:
-        conn.execute(ticket_events.insert().values(ticket_id=ticket_id, at=at, actor=actor,
-                                                   kind=kind, reason=reason, data=data))
+    def assign_for(self, conn: sa.Connection, facts: Facts,
+                   rule_team: str | None) -> tuple[str | None, str | None]:
+        """Team and member for a new ticket (routing and assignment policy, config/teams.yaml)."""
+        chosen = route(self.policy.teams, facts, rule_team)
+        if chosen is None:
+            return None, None
+        return chosen.team, pick_member(self.policy.teams, chosen,
+                                        self.team_load(conn, chosen.team),
+                                        self.last_assignee(conn, chosen.team))
+
+    def device_inventory(self, conn: sa.Connection, site: str, device: str) -> Any:
+        return conn.execute(sa.select(devices.c.inventory).where(
+            devices.c.site == site, devices.c.device == device)).scalar()
+
+    def insert_manual(self, conn: sa.Connection, values: dict[str, Any]) -> int:
+        """A ticket opened by a person (a fault phoned in); its fingerprint is unique."""
+        new_id = conn.execute(tickets.insert().values(**values).returning(tickets.c.id)).scalar()
+        return int(new_id)  # type: ignore[arg-type]
+
+    def add_event(self, ticket_id: int, at: float, actor: str, kind: str, reason: str,
+                  data: dict[str, Any] | None = None, conn: sa.Connection | None = None) -> int:
+        """Record one change on a ticket's timeline (in `conn`'s transaction, or its own)."""
+        stmt = ticket_events.insert().values(ticket_id=ticket_id, at=at, actor=actor, kind=kind,
+                                             reason=reason, data=data).returning(
+            ticket_events.c.id)
+        if conn is None:
+            with self.engine.begin() as own:
+                return int(own.execute(stmt).scalar_one())
+        return int(conn.execute(stmt).scalar_one())
+
+    def update_ticket(self, conn: sa.Connection, ticket_id: int, values: dict[str, Any],
+                      expect_state: str | None = None) -> bool:
+        """Apply `values`; with `expect_state`, only if nobody changed the state meanwhile."""
+        q = tickets.update().where(tickets.c.id == ticket_id)
+        if expect_state is not None:
+            q = q.where(tickets.c.state == expect_state)
+        return conn.execute(q.values(**values)).rowcount == 1
+
+    def ticket_for_update(self, conn: sa.Connection, ticket_id: int) -> dict[str, Any]:
+        q = sa.select(tickets).where(tickets.c.id == ticket_id)
+        if self.pg:
+            q = q.with_for_update()
+        row = conn.execute(q).first()
+        if row is None:
+            raise TicketNotFound(ticket_id)
+        return dict(row._mapping)
+
+    def team_load(self, conn: sa.Connection, team: str | None) -> dict[str, int]:
+        """Open tickets per assignee in `team`."""
+        if team is None:
+            return {}
+        q = sa.select(tickets.c.assignee, sa.func.count()).where(
+            tickets.c.team == team, tickets.c.state.in_(OPEN_STATES),
+            tickets.c.assignee.is_not(None)).group_by(tickets.c.assignee)
+        return {a: int(n) for a, n in conn.execute(q)}
+
+    def last_assignee(self, conn: sa.Connection, team: str | None) -> str | None:
+        if team is None:
+            return None
+        return conn.execute(sa.select(tickets.c.assignee).where(
+            tickets.c.team == team, tickets.c.assignee.is_not(None)).order_by(
+            tickets.c.id.desc()).limit(1)).scalar()
+
+    def fired_steps(self, conn: sa.Connection, ids: Sequence[int]) -> dict[int, set[str]]:
+        out: dict[int, set[str]] = {i: set() for i in ids}
+        for chunk in range(0, len(ids), 500):
+            part = list(ids[chunk:chunk + 500])
+            for tid, step in conn.execute(sa.select(escalations.c.ticket_id, escalations.c.step)
+                                          .where(escalations.c.ticket_id.in_(part))):
+                out[tid].add(step)
+        return out
+
+    def mark_fired(self, conn: sa.Connection, ticket_id: int, step: str, at: float) -> bool:
+        """Claim an escalation step; False if it already fired (here or in another collector)."""
+        stmt = self._insert(escalations).values(ticket_id=ticket_id, step=step, fired_at=at
+                                                ).on_conflict_do_nothing().returning(
+            escalations.c.step)
+        return conn.execute(stmt).first() is not None
 
     # -- reading ------------------------------------------------------------------------------
 
-    def list_tickets(self, state: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-        q = sa.select(tickets).order_by(tickets.c.id.desc()).limit(limit)
+    def get_ticket(self, ticket_id: int) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(tickets).where(tickets.c.id == ticket_id)).first()
+        if row is None:
+            raise TicketNotFound(ticket_id)
+        return dict(row._mapping)
+
+    def list_tickets(self, state: str | None = None, limit: int = 1000, *,
+                     team: str | None = None, assignee: str | None = None,
+                     priority: str | None = None, site: str | None = None,
+                     device: str | None = None, rule: str | None = None,
+                     since: float | None = None, offset: int = 0,
+                     oldest_first: bool = False) -> list[dict[str, Any]]:
+        order = tickets.c.id if oldest_first else tickets.c.id.desc()
+        q = sa.select(tickets).order_by(order).limit(limit).offset(offset)
         if state == "open":
             q = q.where(tickets.c.state.in_(OPEN_STATES))
         elif state:
             q = q.where(tickets.c.state == state)
+        for col, val in ((tickets.c.team, team), (tickets.c.assignee, assignee),
+                         (tickets.c.priority, priority), (tickets.c.site, site),
+                         (tickets.c.device, device), (tickets.c.rule, rule)):
+            if val is not None:
+                q = q.where(col == val)
+        if since is not None:
+            q = q.where(tickets.c.opened_at >= since)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
+
+    def count_open(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).where(
+                tickets.c.state.in_(OPEN_STATES))).scalar_one())
 
     def timeline(self, ticket_id: int) -> list[dict[str, Any]]:
         q = sa.select(ticket_events).where(ticket_events.c.ticket_id == ticket_id).order_by(
@@ -169,7 +386,37 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
+    def events_since(self, since: float) -> list[dict[str, Any]]:
+        q = sa.select(ticket_events).where(ticket_events.c.at >= since).order_by(
+            ticket_events.c.at, ticket_events.c.id)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def resolved_history(self, limit: int = 5000) -> list[dict[str, Any]]:
+        """Recent tickets with a resolution note: the case library."""
+        q = sa.select(tickets).where(tickets.c.resolution.is_not(None)).order_by(
+            tickets.c.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
     def list_devices(self) -> list[dict[str, Any]]:
         q = sa.select(devices).order_by(devices.c.site, devices.c.device)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
+
+    def get_device(self, site: str | None, device: str) -> list[dict[str, Any]]:
+        q = sa.select(devices).where(devices.c.device == device)
+        if site is not None:
+            q = q.where(devices.c.site == site)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def device_type_of(inventory: Any) -> str | None:
+    """The device's type from its inventory (`type`, else `kind`, else `model`), if known."""
+    if isinstance(inventory, dict):
+        for key in ("type", "device_type", "kind", "model"):
+            v = inventory.get(key)
+            if isinstance(v, str) and v:
+                return v[:64]
+    return None

@@ -32,7 +32,8 @@ def run_collector(args: argparse.Namespace) -> int:
     collector = Collector(cfg)
     http = None
     if args.http_port is not None:
-        app = make_app(collector.store, collector.stats, collector.health)
+        app = make_app(collector.desk, collector.stats, collector.health,
+                       cfg.desk.api_tokens)
         http = HttpServer(app, port=args.http_port)
         http.start()
         print(f"fieldwatch collector: HTTP API on http://{http.host}:{http.port}/", flush=True)

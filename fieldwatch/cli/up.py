@@ -51,6 +51,7 @@ def run_up(args: argparse.Namespace) -> int:
     from fieldwatch.broker import EmbeddedBroker
     from fieldwatch.collector.api import HttpServer, make_app
     from fieldwatch.collector.service import Collector
+    from fieldwatch.collector.tickets.config import ensure_token_file
     from fieldwatch.mqtt import broker_answers
 
     cfg = load_config(UpConfig, args.config) if args.config else UpConfig()
@@ -75,12 +76,20 @@ def run_up(args: argparse.Namespace) -> int:
         "broker": link, "rules": rules, "db": f"sqlite:///{data / 'fieldwatch.db'}",
         # stable per data dir: the broker keeps this session's messages across restarts
         "client_id": "fieldwatch-up-" + hashlib.sha1(str(data).encode()).hexdigest()[:10]}))
-    http = HttpServer(make_app(collector.store, collector.stats, collector.health), port=http_port)
+    token_file = data / "api-token"
+    ensure_token_file(token_file)
+    desk_cfg = collector.cfg.desk
+    if desk_cfg.api_token_file is None:
+        desk_cfg = desk_cfg.model_copy(update={"api_token_file": token_file})
+    http = HttpServer(make_app(collector.desk, collector.stats, collector.health,
+                               desk_cfg.api_tokens), port=http_port)
     agent = Agent(cfg.agent.model_copy(update={"broker": link, "state_dir": data / "agent"}))
     collector.start()
     http.start()
     agent.start()
     print(f"fieldwatch: web page and API on http://127.0.0.1:{http.port}/", flush=True)
+    print(f"fieldwatch: API token in {desk_cfg.api_token_file} (Authorization: Bearer ...)",
+          flush=True)
     print(f"fieldwatch: data in {data}; Ctrl-C stops", flush=True)
     try:
         stop.wait()

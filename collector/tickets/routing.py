@@ -1,0 +1,132 @@
+"""Routing (config/teams.yaml): which team takes a ticket and which member gets it. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AnyHttpUrl, Field, model_validator
+
+from fieldwatch.config import Strict, load_config
+
+Name = str
+
+
+class MemberSpec(Strict):
+    name: str = Field(min_length=1, max_length=128)
+    skills: list[str] = []
+    available: bool = True
+
+
+class TeamSpec(Strict):
+    lead: str | None = None
+    assign: Literal["least_loaded", "round_robin", "none"] = "least_loaded"
+    members: list[MemberSpec] = []
+    webhook: AnyHttpUrl | None = None
+
+
+class MatchSpec(Strict):
+    rule: str | None = None
+    device_type: str | None = None
+    site: str | None = None
+    device: str | None = None
+    labels: dict[str, str] = {}
+
+
+class RouteSpec(Strict):
+    match: MatchSpec
+    team: str
+    skills: list[str] = []
+
+
+class TeamsSpec(Strict):
+    default_team: str | None = None
+    teams: dict[str, TeamSpec] = {}
+    routes: list[RouteSpec] = []
+
+    @model_validator(mode="after")
+    def _refs(self) -> TeamsSpec:
+        for i, r in enumerate(self.routes):
+            if r.team not in self.teams:
+                raise ValueError(f"routes.{i}.team: no team named {r.team!r}")
+        if self.default_team and self.default_team not in self.teams:
+            raise ValueError(f"default_team: no team named {self.default_team!r}")
+        return self
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What routing may look at: never readings or times."""
+
+    rule: str
+    site: str
+    device: str
+    device_type: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Route:
+    team: str
+    skills: tuple[str, ...] = ()
+
+
+def _fits(m: MatchSpec, f: Facts) -> bool:
+    return ((m.rule is None or m.rule == f.rule) and (m.site is None or m.site == f.site)
+            and (m.device is None or m.device == f.device)
+            and (m.device_type is None or m.device_type == f.device_type)
+            and all(f.labels.get(k) == v for k, v in m.labels.items()))
+
+
+def route(spec: TeamsSpec, facts: Facts, rule_team: str | None) -> Route | None:
+    """First matching route; else the rule's own team; else the default team; else none."""
+    for r in spec.routes:
+        if _fits(r.match, facts):
+            return Route(r.team, tuple(r.skills))
+    team = rule_team or spec.default_team
+    return Route(team) if team else None
+
+
+def pick_member(spec: TeamsSpec, chosen: Route, load: Mapping[Name, int],
+                last: Name | None) -> Name | None:
+    """An available member with the skills (everyone available if nobody has them).
+
+    least_loaded: fewest open tickets, ties by roster order; round_robin: the next after `last`.
+    """
+    team = spec.teams.get(chosen.team)
+    if team is None or team.assign == "none":
+        return None
+    people = [m for m in team.members if m.available]
+    skilled = [m for m in people if set(chosen.skills) <= set(m.skills)]
+    pool = [m.name for m in (skilled or people)]
+    if not pool:
+        return None
+    if team.assign == "least_loaded":
+        return min(pool, key=lambda n: (load.get(n, 0), pool.index(n)))
+    roster = [m.name for m in team.members]
+    if last in roster:
+        start = roster.index(last) + 1
+        for n in roster[start:] + roster[:start]:
+            if n in pool:
+                return n
+    return pool[0]
+
+
+def recipients(spec: TeamsSpec, team: str | None, who: str,
+               assignee: str | None) -> Sequence[Name]:
+    """The people an escalation step notifies."""
+    t = spec.teams.get(team or "")
+    if who == "assignee":
+        return [assignee] if assignee else ([t.lead] if t and t.lead else [])
+    if t is None:
+        return []
+    if who == "lead":
+        return [t.lead] if t.lead else [m.name for m in t.members]
+    return [m.name for m in t.members if m.available]
+
+
+def load_teams(path: str | Path | None) -> TeamsSpec:
+    """Teams from `path`, or none (every ticket keeps its rule's team, nobody assigned)."""
+    return load_config(TeamsSpec, path) if path else TeamsSpec()
