@@ -49,8 +49,10 @@ def test_one_ticket_per_fingerprint_repeats_update_clear_resolves(store: Store) 
     assert (a["state"], a["resolved_at"]) == ("resolved", 50)
     assert [e["kind"] for e in store.timeline(a["id"])] == ["opened", "resolved"]
 
-    feed(store, engine, state, [metrics("a", 8, 60, 81)], 61)  # a new fault: a new ticket
-    assert len([t for t in store.list_tickets() if t["device"] == "a"]) == 2
+    # back inside the verification window: the same ticket reopens and counts a recurrence
+    feed(store, engine, state, [metrics("a", 8, 60, 81)], 61)
+    [a] = [t for t in store.list_tickets() if t["device"] == "a"]
+    assert (a["state"], a["recurrences"], a["reopen_count"]) == ("reopened", 1, 1)
     assert len(store.list_tickets("open")) == 2
 
 
