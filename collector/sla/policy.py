@@ -28,8 +28,8 @@ def parse_days(key: str) -> list[int]:
     """`mon`, `mon-fri`, `sat,sun` → weekday numbers (0 = Monday)."""
     out: list[int] = []
     for part in key.lower().replace(" ", "").split(","):
-        a, _, b = part.partition("-")
-        if a not in DAYS or (b and b not in DAYS):
+        a, dash, b = part.partition("-")
+        if a not in DAYS or (dash and b not in DAYS):
             raise ValueError(f"{key!r}: days are mon..sun, a range such as mon-fri, or a list")
         i, j = DAYS.index(a), DAYS.index(b or a)
         if j < i:

@@ -250,9 +250,11 @@ class Store:
             update_event_at=ch.first_ts,
             recurrence_of=recurrence_of, on_recurrence=getattr(ch, "on_recurrence", "reopen"),
             verify_window=getattr(ch, "verify_window", None),
-        ).on_conflict_do_nothing(index_elements=[tickets.c.fingerprint],
-                                 index_where=tickets.c.state.in_(OPEN_STATES)
-                                 ).returning(tickets.c.id)
+        ).on_conflict_do_nothing(
+            # literal, as in the index: a bound parameter here stops PostgreSQL from matching
+            # the partial index once psycopg prepares the statement (after 5 executions)
+            index_elements=[tickets.c.fingerprint],
+            index_where=sa.text(f"state IN {OPEN_STATES!r}")).returning(tickets.c.id)
         row = conn.execute(stmt).first()
         if row is None:
             return None
