@@ -3,7 +3,6 @@ served by the collector and by `fieldwatch up`. Every route calls the ServiceDes
 does; errors map to 401 / 404 / 409 / 422 with a `detail` message, never a 5xx for bad input.
 """
 
-from __future__ import annotations
 
 import hmac
 import html

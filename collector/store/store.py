@@ -94,54 +94,103 @@ class Store:
             return self._apply(conn, batch.changes, now)
 
     def _upsert_devices(self, conn: sa.Connection, seen: Iterable[DeviceSeen]) -> None:
-        ins = self._insert(devices)
+        """One executemany per shape of row (few round trips: PostgreSQL pays per statement)."""
+        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         # one lock order for every collector: no deadlocks between concurrent batches
         for d in sorted(seen, key=lambda d: (d.site, d.device)):
             values: dict[str, Any] = {"site": d.site, "device": d.device, "first_seen": d.first,
                                       "last_seen": d.last, "messages_total": d.count}
-            update: dict[str, Any] = {
-                "last_seen": sa.func.greatest(devices.c.last_seen, d.last)
-                if self.pg else sa.func.max(devices.c.last_seen, d.last),
-                "messages_total": devices.c.messages_total + d.count,
-            }
             if d.last_seq is not None:
-                values["last_seq"] = update["last_seq"] = d.last_seq
+                values["last_seq"] = d.last_seq
             if d.agent:
-                values["agent"] = update["agent"] = d.agent
+                values["agent"] = d.agent
             if d.status is not None:
-                for k, v in (("status", d.status), ("status_cause", d.status_cause),
-                             ("status_at", d.status_at)):
-                    values[k] = update[k] = v
+                values.update(status=d.status, status_cause=d.status_cause,
+                              status_at=d.status_at)
             if d.inventory is not None:
-                values["inventory"] = update["inventory"] = d.inventory
-            conn.execute(ins.values(**values).on_conflict_do_update(
-                index_elements=[devices.c.site, devices.c.device], set_=update))
+                values["inventory"] = d.inventory
+            shapes.setdefault(tuple(values), []).append(values)
+        for keys, rows in shapes.items():
+            ins = self._insert(devices)
+            exc = ins.excluded
+            update: dict[str, Any] = {
+                "last_seen": sa.func.greatest(devices.c.last_seen, exc.last_seen)
+                if self.pg else sa.func.max(devices.c.last_seen, exc.last_seen),
+                "messages_total": devices.c.messages_total + exc.messages_total,
+            }
+            update.update({k: exc[k] for k in keys if k not in (
+                "site", "device", "first_seen", "last_seen", "messages_total")})
+            conn.execute(ins.on_conflict_do_update(
+                index_elements=[devices.c.site, devices.c.device], set_=update), rows)
 
     def _open_ticket(self, conn: sa.Connection, fp: str) -> sa.Row[Any] | None:
         return conn.execute(
-            sa.select(tickets.c.id, tickets.c.state, tickets.c.update_event_at,
-                      tickets.c.pauses, tickets.c.waiting_since).where(
+            sa.select(*_OPEN_COLS).where(
                 tickets.c.fingerprint == fp, tickets.c.state.in_(OPEN_STATES))).first()
 
+    def _open_tickets(self, conn: sa.Connection, fps: Iterable[str]) -> dict[str, sa.Row[Any]]:
+        out: dict[str, sa.Row[Any]] = {}
+        wanted = sorted(fps)
+        for i in range(0, len(wanted), 500):
+            for row in conn.execute(sa.select(*_OPEN_COLS).where(
+                    tickets.c.fingerprint.in_(wanted[i:i + 500]),
+                    tickets.c.state.in_(OPEN_STATES))):
+                out[row.fingerprint] = row
+        return out
+
     def _apply(self, conn: sa.Connection, changes: Sequence[TicketChange], now: float) -> list[int]:
+        """Apply a batch's ticket changes with few statements: one read of the open tickets,
+        repeats merged per ticket into one executemany UPDATE, events inserted together."""
         opened: list[int] = []
-        # Stable sort: each fingerprint keeps its order, and every collector locks ticket rows
-        # in the same order, so concurrent batches on PostgreSQL cannot deadlock.
-        for ch in sorted(changes, key=lambda c: c.fingerprint):
+        # Stable sort: each fingerprint keeps its order, and concurrent collectors take row
+        # locks in the same order.
+        ordered = sorted(changes, key=lambda c: c.fingerprint)
+        live = self._open_tickets(conn, {c.fingerprint for c in ordered})
+        merged: dict[int, dict[str, Any]] = {}
+        events: list[dict[str, Any]] = []
+        for ch in ordered:
             actor = f"rule:{ch.rule}"
-            if ch.kind == "fire":
-                new_id = self._fire(conn, ch, now, actor)
+            row = live.get(ch.fingerprint)
+            if ch.kind == "fire" and row is None:
+                new_id = self._fire(conn, ch, now, actor)  # opens, reopens or finds it
                 if new_id is not None:
                     opened.append(new_id)
+                found = self._open_ticket(conn, ch.fingerprint)
+                if found is not None:
+                    live[ch.fingerprint] = found
                 continue
-            row = self._open_ticket(conn, ch.fingerprint)
             if row is None:
                 continue  # a repeat or clear with no open ticket (closed by hand): nothing to do
             if ch.kind == "resolve":
+                self._flush(conn, [merged.pop(row.id)] if row.id in merged else [], events)
                 self._auto_resolve(conn, row, ch, now, actor)
-            else:
-                self._repeat(conn, row, ch, now, actor)
+                if ch.auto_resolve:
+                    del live[ch.fingerprint]
+                continue
+            m = merged.setdefault(row.id, {"b_id": row.id, "b_n": 0, "b_now": now,
+                                           "b_uea": None, "seen_uea": row.update_event_at})
+            m.update(b_n=m["b_n"] + ch.count, b_ts=ch.last_ts, b_v=ch.value)
+            if ch.kind == "fire":
+                events.append(_event_row(row.id, ch.first_ts, actor, "refired",
+                                         "alert fired again while the ticket was open",
+                                         {"value": ch.value}))
+            elif (m["seen_uea"] is None
+                  or ch.last_ts - m["seen_uea"] >= self.policy.update_event_every):
+                m["b_uea"] = m["seen_uea"] = ch.last_ts
+                events.append(_event_row(row.id, ch.last_ts, actor, "alert_update",
+                                         f"still firing ({ch.count} more samples)",
+                                         {"value": ch.value, "count": ch.count}))
+        self._flush(conn, sorted(merged.values(), key=lambda m: m["b_id"]), events)
         return opened
+
+    def _flush(self, conn: sa.Connection, merged: list[dict[str, Any]],
+               events: list[dict[str, Any]]) -> None:
+        """Write merged repeats and pending events (before a resolve, and at batch end)."""
+        if merged:
+            conn.execute(_REPEAT, [{k: v for k, v in m.items() if k.startswith("b_")}
+                                   for m in merged])
+        self.add_events(conn, events)
+        events.clear()
 
     def _auto_resolve(self, conn: sa.Connection, row: sa.Row[Any], ch: TicketChange,
                       now: float, actor: str) -> None:
@@ -286,16 +335,24 @@ class Store:
         new_id = conn.execute(tickets.insert().values(**values).returning(tickets.c.id)).scalar()
         return int(new_id)  # type: ignore[arg-type]
 
+    def add_events(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+        """THE place ticket changes are recorded (the timeline), in the caller's transaction.
+
+        Whatever must accompany every recorded change atomically (e.g. a durable outbox row
+        for external desks) belongs here, so no path can skip it.
+        """
+        if rows:
+            conn.execute(ticket_events.insert(), rows)
+
     def add_event(self, ticket_id: int, at: float, actor: str, kind: str, reason: str,
-                  data: dict[str, Any] | None = None, conn: sa.Connection | None = None) -> int:
+                  data: dict[str, Any] | None = None, conn: sa.Connection | None = None) -> None:
         """Record one change on a ticket's timeline (in `conn`'s transaction, or its own)."""
-        stmt = ticket_events.insert().values(ticket_id=ticket_id, at=at, actor=actor, kind=kind,
-                                             reason=reason, data=data).returning(
-            ticket_events.c.id)
+        row = _event_row(ticket_id, at, actor, kind, reason, data)
         if conn is None:
             with self.engine.begin() as own:
-                return int(own.execute(stmt).scalar_one())
-        return int(conn.execute(stmt).scalar_one())
+                self.add_events(own, [row])
+        else:
+            self.add_events(conn, [row])
 
     def update_ticket(self, conn: sa.Connection, ticket_id: int, values: dict[str, Any],
                       expect_state: str | None = None) -> bool:
@@ -422,3 +479,22 @@ def device_type_of(inventory: Any) -> str | None:
             if isinstance(v, str) and v:
                 return v[:64]
     return None
+
+
+def _event_row(ticket_id: int, at: float, actor: str, kind: str, reason: str,
+               data: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"ticket_id": ticket_id, "at": at, "actor": actor, "kind": kind, "reason": reason,
+            "data": data}
+
+
+_OPEN_COLS = (tickets.c.id, tickets.c.fingerprint, tickets.c.state, tickets.c.update_event_at,
+              tickets.c.pauses, tickets.c.waiting_since)
+
+# Repeats merged per ticket, written with one executemany (bind names avoid column names).
+_REPEAT = tickets.update().where(tickets.c.id == sa.bindparam("b_id")).values(
+    occurrences=tickets.c.occurrences + sa.bindparam("b_n", type_=sa.Integer),
+    last_seen=sa.bindparam("b_ts", type_=sa.Float),
+    last_value=sa.bindparam("b_v", type_=sa.Float),
+    updated_at=sa.bindparam("b_now", type_=sa.Float),
+    update_event_at=sa.func.coalesce(sa.bindparam("b_uea", type_=sa.Float),
+                                     tickets.c.update_event_at))
