@@ -56,11 +56,12 @@ def prepare(items: Sequence[Received], engine: Engine,
 
 
 class Worker:
-    """Drains the queue in batches of up to `batch_max`, waiting at most `batch_wait` to fill."""
+    """Drains the queue in batches of up to `batch_max`; `batch_wait` optionally lingers for
+    more messages when the queue runs dry (0: write at once)."""
 
     def __init__(self, source: queue.Queue[Received], store: Store, engine: Engine,
                  clock: Clock, stats: Stats, batch_max: int = 2000,
-                 batch_wait: float = 0.05) -> None:
+                 batch_wait: float = 0.0) -> None:
         self.source, self.store, self.engine = source, store, engine
         self.clock, self.stats = clock, stats
         self.batch_max, self.batch_wait = batch_max, batch_wait
@@ -77,6 +78,8 @@ class Worker:
         self._thread.join(timeout)
 
     def _take(self) -> list[Received]:
+        """Group commit: whatever queued while the last batch was written goes in the next one,
+        so an idle collector writes at once and a busy one writes big batches by itself."""
         try:
             items = [self.source.get(timeout=0.2)]
         except queue.Empty:
@@ -88,7 +91,7 @@ class Worker:
             except queue.Empty:
                 if time.monotonic() >= deadline or self._stop.is_set():
                     break
-                time.sleep(0.002)
+                time.sleep(0.001)
         return items
 
     def _run(self) -> None:

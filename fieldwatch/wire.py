@@ -18,8 +18,11 @@ DEFAULT_MAX_BYTES = 256 * 1024
 TOPIC_ROOT = "fieldwatch/v1"
 
 
-class Sample(msgspec.Struct, frozen=True, omit_defaults=True):
-    """One reading: `disk.used_percent{mount="/"} = 93.1` at `ts` (None: the message's ts)."""
+class Sample(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
+    """One reading: `disk.used_percent{mount="/"} = 93.1` at `ts` (None: the message's ts).
+
+    gc=False: samples hold only strings and numbers (no cycles possible), and keeping hundreds
+    of thousands of them out of the cyclic GC's sight makes decoding a batch ~2x cheaper."""
 
     name: str
     value: float

@@ -20,7 +20,7 @@ devices = sa.Table(
     sa.Column("last_seq", sa.BigInteger),
     sa.Column("messages_total", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("agent", sa.String(32), nullable=False, server_default=""),
-    sa.Column("inventory", sa.JSON),
+    sa.Column("inventory", sa.JSON(none_as_null=True)),
 )
 
 tickets = sa.Table(

@@ -74,28 +74,28 @@ class Store:
             return self._apply(conn, batch.changes, now)
 
     def _upsert_devices(self, conn: sa.Connection, seen: Iterable[DeviceSeen]) -> None:
+        """One executemany for all devices of the batch; fields a message did not carry
+        (status, inventory, seq) keep their stored value."""
         ins = self._insert(devices)
-        for d in seen:
-            values: dict[str, Any] = {"site": d.site, "device": d.device, "first_seen": d.first,
-                                      "last_seen": d.last, "messages_total": d.count}
-            update: dict[str, Any] = {
-                "last_seen": sa.func.max(devices.c.last_seen, d.last)
-                if self.engine.dialect.name == "sqlite"
-                else sa.func.greatest(devices.c.last_seen, d.last),
-                "messages_total": devices.c.messages_total + d.count,
-            }
-            if d.last_seq is not None:
-                values["last_seq"] = update["last_seq"] = d.last_seq
-            if d.agent:
-                values["agent"] = update["agent"] = d.agent
-            if d.status is not None:
-                for k, v in (("status", d.status), ("status_cause", d.status_cause),
-                             ("status_at", d.status_at)):
-                    values[k] = update[k] = v
-            if d.inventory is not None:
-                values["inventory"] = update["inventory"] = d.inventory
-            conn.execute(ins.values(**values).on_conflict_do_update(
-                index_elements=[devices.c.site, devices.c.device], set_=update))
+        ex = ins.excluded
+        greatest = sa.func.max if self.engine.dialect.name == "sqlite" else sa.func.greatest
+        stmt = ins.on_conflict_do_update(index_elements=[devices.c.site, devices.c.device], set_={
+            "last_seen": greatest(devices.c.last_seen, ex.last_seen),
+            "messages_total": devices.c.messages_total + ex.messages_total,
+            "last_seq": sa.func.coalesce(ex.last_seq, devices.c.last_seq),
+            "agent": sa.func.coalesce(sa.func.nullif(ex.agent, ""), devices.c.agent),
+            # status_at is set exactly when the batch carried a status message
+            "status": sa.case((ex.status_at.is_(None), devices.c.status), else_=ex.status),
+            "status_cause": sa.case((ex.status_at.is_(None), devices.c.status_cause),
+                                    else_=ex.status_cause),
+            "status_at": sa.func.coalesce(ex.status_at, devices.c.status_at),
+            "inventory": sa.func.coalesce(ex.inventory, devices.c.inventory),
+        })
+        rows = [{"site": d.site, "device": d.device, "first_seen": d.first, "last_seen": d.last,
+                 "messages_total": d.count, "last_seq": d.last_seq, "agent": d.agent,
+                 "status": d.status or "unknown", "status_cause": d.status_cause,
+                 "status_at": d.status_at, "inventory": d.inventory} for d in seen]
+        conn.execute(stmt, rows)
 
     def _open_ticket(self, conn: sa.Connection, fp: str) -> sa.Row[Any] | None:
         return conn.execute(
