@@ -42,7 +42,7 @@ class Agent:
     def __init__(self, cfg: AgentConfig, clock: Clock | None = None) -> None:
         self.cfg = cfg
         self.clock = clock or SystemClock()
-        self.poller = Poller(build_sources(cfg.sources), self.clock)
+        self.poller = Poller(build_sources(cfg.sources, self.clock), self.clock)
         self.seq = SequenceFile(cfg.state_dir / "seq")
         self.publisher = MqttPublisher(cfg.device, cfg.site, cfg.broker)
         self._scheduler: BackgroundScheduler | None = None
