@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from fieldwatch.agent.diag.config import DiagConfig
 from pydantic import Field, field_validator, model_validator
 
 from fieldwatch.config import BrokerConfig, Id, Strict, default_device_id
@@ -143,6 +144,7 @@ class AgentConfig(Strict):
     sources: SourcesConfig = SourcesConfig()
     buffer: BufferConfig = BufferConfig()
     inventory: InventoryConfig = InventoryConfig()
+    diag: DiagConfig = DiagConfig()  # remote diagnostics (docs/diagnostics.md)
 
     @field_validator("interval")
     @classmethod

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from fieldwatch.agent.config import AgentConfig
+from fieldwatch.agent.diag.service import start_diag
 from fieldwatch.agent.poll import Poller
 from fieldwatch.agent.publisher import MqttPublisher
 from fieldwatch.agent.registry import build_sources
@@ -45,6 +46,7 @@ class Agent:
         self.poller = Poller(build_sources(cfg.sources, self.clock), self.clock)
         self.seq = SequenceFile(cfg.state_dir / "seq")
         self.publisher = MqttPublisher(cfg.device, cfg.site, cfg.broker)
+        self.diag = start_diag(cfg, self.publisher.client, self.publisher.publish, self.clock)
         self._scheduler: BackgroundScheduler | None = None
 
     def cycle(self) -> None:
@@ -66,6 +68,8 @@ class Agent:
     def stop(self) -> None:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)
+        if self.diag is not None:
+            self.diag.stop()
         self.publisher.stop()
 
     def run(self, stop: threading.Event) -> None:
