@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fieldwatch.collector.diag.config import CollectorDiagConfig
 from pydantic import Field
 
 from fieldwatch.config import BrokerConfig, Strict
@@ -21,3 +22,4 @@ class CollectorConfig(Strict):
     batch_wait: Duration = 0.0  # linger for more messages when the queue runs dry
     queue_max: int = Field(50_000, gt=0)  # decoded messages waiting; full = backpressure
     keep_raw_for: Duration = 7 * 86400.0  # metric history kept for backtests and audits
+    diag: CollectorDiagConfig = CollectorDiagConfig()  # remote diagnostics

@@ -10,7 +10,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from fieldwatch.collector.alerts import plan
 from fieldwatch.collector.ingest import Received
@@ -61,11 +61,13 @@ class Worker:
 
     def __init__(self, source: queue.Queue[Received], store: Store, engine: Engine,
                  clock: Clock, stats: Stats, batch_max: int = 2000,
-                 batch_wait: float = 0.0) -> None:
+                 batch_wait: float = 0.0,
+                 on_opened: Callable[[list[int]], None] | None = None) -> None:
         self.source, self.store, self.engine = source, store, engine
         self.clock, self.stats = clock, stats
         self.batch_max, self.batch_wait = batch_max, batch_wait
         self.alerts: dict[str, AlertState] = {}
+        self.on_opened = on_opened  # e.g. run the rule's diagnostics on the new tickets
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fieldwatch-worker", daemon=True)
 
@@ -127,3 +129,5 @@ class Worker:
         if opened:
             self.stats.inc("tickets_opened_total", n=len(opened))
             log.info("opened tickets %s", opened)
+            if self.on_opened is not None:
+                self.on_opened(opened)

@@ -9,10 +9,10 @@ from typing import Any
 
 import msgspec
 import pytest
-
-from fieldwatch import wire
 from fieldwatch.agent.diag.config import DiagConfig
 from fieldwatch.agent.diag.handler import DiagHandler
+
+from fieldwatch import wire
 from fieldwatch.clock import FakeClock
 from tests.diag.helpers import keypair, request
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from fieldwatch.agent.diag.runner import run_argv, run_call
 
 
