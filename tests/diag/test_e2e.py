@@ -14,11 +14,11 @@ import httpx
 import msgspec
 import paho.mqtt.client as mqtt
 import pytest
-
-from fieldwatch import signing, wire
 from fieldwatch.collector.diag.store import DiagStore
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.store import Store
+
+from fieldwatch import signing, wire
 from tests.diag.helpers import keypair, request
 from tests.e2e.procs import Proc, wait_for, write_yaml
 from tests.servers import Mosquitto
@@ -164,6 +164,7 @@ def test_forged_replayed_and_unapproved_requests_are_refused_and_audited_on_both
         diag.approve(tid, "flush", "Ana", time.time(), 3600, on_behalf_of="ACME plant manager")
         from fieldwatch.collector.diag.config import CollectorDiagConfig
         from fieldwatch.collector.diag.dispatch import Dispatcher
+
         from fieldwatch.clock import SystemClock
         d = Dispatcher(diag, signing.load_private(key_path),
                        lambda t, p: client.publish(t, p, qos=1), SystemClock(),
