@@ -17,7 +17,7 @@ _INVENTORY_KEYS = ("model", "vendor", "serial", "os", "kernel", "cpu_model", "ra
 def _latest(payloads: list[bytes], metric: str) -> list[str]:
     """`name{labels} = value` for the newest reading of each series of the ticket's metric
     family (e.g. every `disk.*` series) in the recent messages."""
-    family = metric.split(".")[0] + "."
+    family = metric.split(".")[0] + "." if metric else ""  # unknown rule: every series
     seen: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
     for raw in payloads:  # newest first
         try:
@@ -28,7 +28,8 @@ def _latest(payloads: list[bytes], metric: str) -> list[str]:
             continue
         for s in msg.samples:
             key = (s.name, tuple(sorted(s.labels.items())))
-            if s.name.startswith(family) and key not in seen:
+            if s.name.startswith(family) and key not in seen and not (
+                    not family and s.name.startswith("agent.")):
                 seen[key] = s.value
     out = []
     for (name, labels), value in sorted(seen.items())[:15]:
@@ -57,7 +58,7 @@ def checklist(facts: dict[str, Any]) -> list[str]:
             items.append("Check power, network cable/link and the agent service first: the "
                          "device stopped reporting")
     metric = facts.get("metric") or ""
-    readings = _latest(facts.get("metrics", []), metric) if metric else []
+    readings = _latest(facts.get("metrics", []), metric)
     if readings:
         items.append("Last readings: " + "; ".join(readings))
     for d in facts.get("diagnostics", []):

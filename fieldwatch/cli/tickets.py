@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from fieldwatch.cli.common import add_state_options, open_store, print_json, print_table
+from fieldwatch.cli.diag import register_ticket_actions
 from fieldwatch.jsonout import iso, ticket_json
 
 
@@ -21,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     show.add_argument("--json", action="store_true")
     add_state_options(show)
     show.set_defaults(func=show_ticket)
+    register_ticket_actions(tsub)  # `tickets approve` (fieldwatch/cli/diag.py)
 
 
 def list_tickets(args: argparse.Namespace) -> int:

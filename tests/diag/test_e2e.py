@@ -5,6 +5,8 @@ refusals are on the agent's audit log and on the ticket."""
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -20,7 +22,7 @@ from fieldwatch.collector.store.store import Store
 
 from fieldwatch import signing, wire
 from tests.diag.helpers import keypair, request
-from tests.e2e.procs import Proc, wait_for, write_yaml
+from tests.e2e.procs import FIELDWATCH, Proc, wait_for, write_yaml
 from tests.servers import Mosquitto
 
 pytestmark = pytest.mark.e2e
@@ -181,6 +183,78 @@ def test_forged_replayed_and_unapproved_requests_are_refused_and_audited_on_both
     finally:
         client.loop_stop()
         client.disconnect()
+        assert agent.stop() == 0
+        assert collector.stop() == 0
+        store.engine.dispose()
+
+
+def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*FIELDWATCH, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_cli_list_run_approve_timeout_cap_and_onsite(tmp_path: Path,
+                                                     mosquitto: Mosquitto) -> None:
+    _, key, pub = keypair(tmp_path)
+    marker = tmp_path / "restarted"
+    collector, agent, base = start(tmp_path, mosquitto.port, key, pub, {
+        "policy": {"changing": "ask"}, "max_output": 65536,
+        "commands": {
+            "reset_pump": {"argv": ["/usr/bin/touch", str(marker)],
+                           "description": "reset the pump controller"},
+            "hang": {"argv": ["/bin/sleep", "60"], "changing": False, "timeout": "500ms"},
+            "flood": {"argv": ["/usr/bin/head", "-c", "100000000", "/dev/zero"],
+                      "changing": False, "timeout": "60s"}}})
+    ccfg = str(tmp_path / "collector.yaml")
+    store = Store(open_engine(f"sqlite:///{tmp_path / 'fieldwatch.db'}", create=False))
+    try:
+        wait_for(store.list_devices)
+        (tmp_path / "textfile" / "pump.metrics").write_text("pump.temp_celsius 95\n")
+        [ticket] = wait_for(store.list_tickets)
+        tid = str(ticket["id"])
+        listed = cli("diag", "list", "pump-01", "--config", ccfg, "--json")
+        assert listed.returncode == 0, listed.stderr
+        offered = {c["name"]: (c["class"], c["policy"]) for c in json.loads(listed.stdout)}
+        assert offered["reset_pump"] == ("changing", "ask")
+        assert offered["tcp_port"] == ("read_only", "auto")
+        with socket.create_server(("127.0.0.1", 0)) as srv:
+            port = srv.getsockname()[1]
+            ran = cli("diag", "run", "plant/pump-01", "tcp_port", "host=127.0.0.1",
+                      f"port={port}", "--config", ccfg, "--ticket", tid, "--by", "Ana")
+        assert ran.returncode == 0 and "open" in ran.stdout, ran.stderr
+        bad = cli("diag", "run", "pump-01", "ping", "host=$(id)", "--config", ccfg)
+        assert bad.returncode == 1 and "invalid_arguments" in bad.stderr
+        hang = cli("diag", "run", "pump-01", "hang", "--config", ccfg, "--ticket", tid,
+                   "--json")
+        assert json.loads(hang.stdout)["status"] == "timeout"
+        flood = json.loads(cli("diag", "run", "pump-01", "flood", "--config", ccfg,
+                               "--ticket", tid, "--json").stdout)
+        assert flood["truncated"] and flood["output_bytes"] == 100_000_000
+        assert len(flood["output"]) == 65536
+        # a changing action: refused without approval, runs once approved (single use)
+        denied = cli("diag", "run", "pump-01", "reset_pump", "--config", ccfg, "--ticket", tid)
+        assert denied.returncode == 1 and "approval_required" in denied.stderr
+        ok = cli("tickets", "approve", tid, "reset_pump", "--by", "Ana",
+                 "--on-behalf-of", "ACME plant manager", "--db", str(tmp_path / "fieldwatch.db"))
+        assert ok.returncode == 0, ok.stderr
+        done = cli("diag", "run", "pump-01", "reset_pump", "--config", ccfg, "--ticket", tid,
+                   "--by", "Ana")
+        assert done.returncode == 0, done.stderr
+        assert marker.exists()
+        again = cli("diag", "run", "pump-01", "reset_pump", "--config", ccfg, "--ticket", tid)
+        assert "approval_required" in again.stderr
+        kinds = [e["kind"] for e in store.timeline(int(tid))]
+        assert kinds.count("approval") == 1 and "diag_refused" in kinds
+        statuses = sorted(e["data"]["status"] for e in events(store, int(tid), "diag_result"))
+        assert statuses.count("timeout") == 1 and statuses.count("ok") >= 3
+        visit = cli("diag", "onsite", tid, "--by", "Ana", "--config", ccfg, "--json")
+        assert visit.returncode == 0, visit.stderr
+        items = json.loads(visit.stdout)[0]["checklist"]
+        assert any("pump-01" in i for i in items)
+        assert any("hang timeout" in i for i in items)
+        assert any("pump.temp_celsius = 95" in i for i in items), items
+        [mark] = events(store, int(tid), "needs_onsite")
+        assert mark["data"]["checklist"] == items
+    finally:
         assert agent.stop() == 0
         assert collector.stop() == 0
         store.engine.dispose()
