@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable
 
 import uvicorn
+from fieldwatch.collector.diag.api import routes as diag_routes
 from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.store import Store
 from starlette.applications import Starlette
@@ -60,6 +61,7 @@ def make_app(store: Store, stats: Stats,
         Route("/api/v1/devices", devices),
         Route("/metrics", metrics),
         Route("/healthz", healthz),
+        *diag_routes(store.engine),  # approvals and diagnostics of a ticket
     ])
 
 

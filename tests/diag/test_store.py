@@ -135,3 +135,29 @@ def test_refusals_of_requests_nobody_sent_go_on_that_devices_ticket_only(setup) 
     assert [(e["data"]["reason"], e["data"]["unsolicited"]) for e in refused] == [
         ("unsigned", True)]
     assert d.stats.get("diag_unsolicited_total") == 2
+
+
+def test_api_records_an_approval(setup) -> None:  # type: ignore[no-untyped-def]
+    import httpx
+    from fieldwatch.collector.api import HttpServer, make_app
+    from fieldwatch.collector.stats import Stats
+
+    from tests.e2e.procs import wait_for
+
+    d, diag, tid, sent, store = setup
+    server = HttpServer(make_app(store, Stats()), port=0)
+    server.start()
+    base = f"http://127.0.0.1:{server.port}"
+    wait_for(lambda: httpx.get(f"{base}/healthz").status_code == 200, 10)
+    with httpx.Client(base_url=base) as http:
+        r = http.post(f"/api/v1/tickets/{tid}/approvals",
+                      json={"action": "restart_service", "by": "Ana", "on_behalf_of": "ACME"})
+        assert r.status_code == 201
+        assert http.post(f"/api/v1/tickets/{tid + 9}/approvals",
+                         json={"action": "x", "by": "Ana"}).status_code == 404
+        assert http.post(f"/api/v1/tickets/{tid}/approvals", json={"by": "Ana"}
+                         ).status_code == 400
+        got = http.get(f"/api/v1/tickets/{tid}/diagnostics").json()
+    server.stop()
+    assert [(a["action"], a["by"], a["on_behalf_of"]) for a in got["approvals"]] == [
+        ("restart_service", "Ana", "ACME")]
