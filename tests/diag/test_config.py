@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pydantic import ValidationError
-
 from fieldwatch.agent.diag.config import DiagConfig
+from pydantic import ValidationError
 
 ROOT = Path(__file__).parents[2]
 
