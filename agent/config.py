@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from fieldwatch.agent.diag.config import DiagConfig
+from fieldwatch.agent.snmp.config import SnmpConfig
 from pydantic import Field, field_validator, model_validator
 
 from fieldwatch.config import BrokerConfig, Id, Strict, default_device_id
@@ -145,6 +146,7 @@ class AgentConfig(Strict):
     buffer: BufferConfig = BufferConfig()
     inventory: InventoryConfig = InventoryConfig()
     diag: DiagConfig = DiagConfig()  # remote diagnostics (docs/diagnostics.md)
+    snmp: SnmpConfig = SnmpConfig()  # SNMP targets (each its own device), traps (docs/snmp.md)
 
     @field_validator("interval")
     @classmethod
