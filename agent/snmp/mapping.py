@@ -21,10 +21,10 @@ def number(value: Value) -> float | None:
     """A numeric reading, or None; strings that hold a number ("0.15", UCD load) count."""
     if value is None or isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
+    if isinstance(value, int):
         return float(value)
     try:
-        f = float(value.strip())
+        f = float(value) if isinstance(value, float) else float(value.strip())
     except ValueError:
         return None
     return f if math.isfinite(f) else None

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from fieldwatch.config import Strict
 from fieldwatch.errors import ConfigError, LocatedError, Problem
@@ -28,7 +28,11 @@ _METRIC = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
 _LABEL = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
-def _check_oid(text: str) -> str:
+def _check_oid(text: object) -> str:
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        raise ValueError(f"{text!r} is not an OID: YAML read it as a number; quote it")
+    if not isinstance(text, str):
+        raise ValueError("an OID must be a string such as 1.3.6.1.2.1.1.3.0")
     if not (_NUMERIC.match(text) or _NAMED.match(text)):
         raise ValueError(f"{text!r} is not an OID: write 1.3.6.1.2.1.1.3.0 or "
                          "MODULE::name.suffix (quote it if YAML reads it as a number)")
@@ -41,7 +45,7 @@ def _check_metric(text: str) -> str:
     return text
 
 
-OidText = Annotated[str, AfterValidator(_check_oid)]
+OidText = Annotated[str, BeforeValidator(_check_oid)]
 MetricName = Annotated[str, AfterValidator(_check_metric)]
 
 
