@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import math
 
-from hypothesis import given
-from hypothesis import strategies as st
-
 from fieldwatch.agent.snmp.mapping import number, profile_samples, transform
 from fieldwatch.agent.snmp.profile import Metric, load_profiles
+from hypothesis import given
+from hypothesis import strategies as st
 
 P = load_profiles(["system", "if-mib", "host-resources", "entity-sensor", "ups-mib"])
 IF = (1, 3, 6, 1, 2, 1, 2, 2, 1)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from fieldwatch.agent.snmp.profile import load_profile, load_profiles, shipped_profiles_dir
+
 from fieldwatch.errors import ConfigError
 
 SHIPPED = ["system", "if-mib", "host-resources", "entity-sensor", "ups-mib"]

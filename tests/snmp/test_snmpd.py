@@ -6,10 +6,9 @@ import json
 import subprocess
 import sys
 
+from fieldwatch import wire
 from tests.snmp.agents import COMMUNITY, V3_AUTH, V3_PRIV, V3_USER, Snmpd
 from tests.snmp.helpers import poll_round, values
-
-from fieldwatch import wire
 
 
 def _v2c(snmpd: Snmpd, device: str = "srv-01", **kw: object) -> dict[str, object]:
