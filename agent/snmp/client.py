@@ -51,14 +51,14 @@ def decode(value: Any) -> Value:
     if isinstance(value, univ.OctetString):
         return bytes(value).decode("utf-8", "replace").rstrip("\0")
     if isinstance(value, univ.ObjectIdentifier):
-        return ".".join(str(i) for i in value)
+        return ".".join(map(str, value.asTuple()))
     return None
 
 
 def explain(indication: object, target: SnmpTarget, timeout: float, retries: int) -> str:
     """An operator-facing reason for a pysnmp error indication."""
     if isinstance(indication, errind.RequestTimedOut):
-        who = "wrong community" if target.version == "2c" else "wrong v3 user or engine"
+        who = "wrong community" if target.version == "2c" else "wrong v3 privacy key"
         return (f"no response from {target.host}:{target.port} within {timeout:g}s x "
                 f"{retries + 1} tries (unreachable, wrong port, or {who})")
     if isinstance(indication, errind.WrongDigest):
@@ -165,14 +165,14 @@ class Session:
         for i in range(0, len(oids), MAX_GET):
             chunk = [(rfc1902.ObjectName(o), _NULL) for o in oids[i:i + MAX_GET]]
             for name, value in await self._request(self.client._get.send_varbinds, chunk):
-                out[tuple(name)] = None if isinstance(value, _MISSING) else decode(value)
+                out[name.asTuple()] = None if isinstance(value, _MISSING) else decode(value)
         return out
 
     async def bulk(self, oids: Sequence[Oid], repetitions: int) -> list[tuple[Oid, Any]]:
         """One GETBULK (non-repeaters 0): rows of len(oids) raw varbinds, in wire order."""
         vbs = [(rfc1902.ObjectName(o), _NULL) for o in oids]
         got = await self._request(self.client._bulk.send_varbinds, 0, repetitions, vbs)
-        return [(tuple(name), value) for name, value in got]
+        return [(name.asTuple(), value) for name, value in got]
 
     async def walk_columns(self, columns: Sequence[Oid],
                            max_repetitions: int) -> dict[Oid, Column]:

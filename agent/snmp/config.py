@@ -110,8 +110,7 @@ class TrapConfig(Strict):
     enabled: bool = False
     host: str = "0.0.0.0"  # noqa: S104 - a trap receiver listens for the network
     port: int = Field(1162, ge=0, le=65535)  # >1024 so it runs without root; 0 picks a free one
-    communities: list[str] = ["public"]  # v2c communities accepted
-    v3_users: list[V3User] = []  # v3 traps; engine ids are learned per sender (not informs)
+    communities: list[str] = Field(default=["public"], min_length=1)  # v1/v2c accepted
 
 
 class SnmpConfig(Strict):
