@@ -66,11 +66,11 @@ def test_link_down_trap_opens_a_ticket_for_the_snmp_device(
         snmptrap(trap_port, "", LINK_DOWN, "1.3.6.1.2.1.2.2.1.1.3", "i", "3",
                  "1.3.6.1.2.1.2.2.1.8.3", "i", "2")
         [ticket] = wait_for(store.list_tickets, 20)
-        assert (ticket.device, ticket.site, ticket.rule) == ("sw-e2e", "branch",
-                                                             "snmp_link_down")
-        assert ticket.title == "link 3 down on sw-e2e"
+        assert (ticket["device"], ticket["site"], ticket["rule"]) == (
+            "sw-e2e", "branch", "snmp_link_down")
+        assert ticket["title"] == "link 3 down on sw-e2e" and ticket["severity"] == "P2"
         snmptrap(trap_port, "", "1.3.6.1.6.3.1.1.5.4", "1.3.6.1.2.1.2.2.1.1.3", "i", "3")
-        wait_for(lambda: store.list_tickets()[0].state == "resolved", 20)
+        wait_for(lambda: store.list_tickets()[0]["state"] == "resolved", 20)
     finally:
         agent.stop()
         collector.stop()
