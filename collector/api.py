@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable
 
 import uvicorn
+from fieldwatch.collector.api_silences import silence_routes
 from fieldwatch.collector.diag.api import routes as diag_routes
 from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.store import Store
@@ -62,6 +63,7 @@ def make_app(store: Store, stats: Stats,
         Route("/metrics", metrics),
         Route("/healthz", healthz),
         *diag_routes(store.engine),  # approvals and diagnostics of a ticket
+        *silence_routes(store.engine),
     ])
 
 

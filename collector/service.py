@@ -67,7 +67,8 @@ class Collector:
         err = self.reloader.error
         return {"mqtt_connected": self.ingest.connected.is_set(), "queued": self.queue.qsize(),
                 "rules": len(self.ruleset.rules),
-                "rules_error": [str(p) for p in err.problems] if err else None}
+                "rules_error": [str(p) for p in err.problems] if err else None,
+                "silences": len(self.worker.engine.silences)}
 
     def start(self) -> None:
         log.info("collector: %d rules, store %s", len(self.ruleset.rules),

@@ -29,6 +29,8 @@ from fieldwatch import wire
 __all__ = ["AlertState", "Engine", "EngineState", "Transition", "fingerprint"]
 
 INF = math.inf
+SWEEP_EVERY = 600.0  # seconds of collector time between sweeps of stale series
+SERIES_TTL = 3600.0  # a series silent this long (and twice its window) is forgotten
 
 
 def fingerprint(rule: str, site: str, device: str, labels: Mapping[str, str]) -> str:
@@ -113,6 +115,10 @@ class Engine:
         self._device_rules = tuple(r for r in ruleset.rules if r.kind in ("offline", "absent"))
         self._event_rules = tuple(r for r in ruleset.rules if r.kind == "event")
         self.ctx = EvalCtx()
+        self._empty = Series()  # the shared placeholder for series no rule reads
+        self._empty.gen = self.gen
+        self._interned: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        self._rule_tuples: dict[tuple[Rule, ...], tuple[Rule, ...]] = {}
 
     def set_silences(self, runtime: Iterable[Silence]) -> None:
         """Silences from the file plus those added at run time (CLI, API)."""
@@ -201,36 +207,53 @@ class Engine:
             if sel.matches_device(dev.site, dev.device, dev.dtype) and sel.matches_labels(labels):
                 dev.metric_rx[r.name] = rx
 
+    def _bind(self, dev: DeviceState, e: _Entry, key: tuple[Any, ...],
+              labels: Mapping[str, str], ser: Series | None) -> Series:
+        """The rules of this engine that read this series, and a window if they need one.
+        A series no rule reads shares one empty placeholder (no memory per series)."""
+        rules = tuple(r for r in e.rules
+                      if r.selector.matches_device(dev.site, dev.device, dev.dtype)
+                      and r.selector.matches_labels(labels))
+        if not rules and (ser is None or ser is self._empty or not ser.alerts):
+            dev.series[key] = self._empty
+            return self._empty
+        if ser is None or ser is self._empty:
+            key = self._interned.setdefault(key, key)
+            ser = dev.series[key] = Series()
+        ser.gen = self.gen
+        ser.rules = self._rule_tuples.setdefault(rules, rules)
+        want = max((r.window for r in rules), default=0.0)
+        if want == 0:
+            ser.window = None
+        elif ser.window is None or ser.window.span != want:
+            ser.window = Window(want)
+        return ser
+
     def _sample(self, st: EngineState, dev: DeviceState, e: _Entry, s: wire.Sample, v: float,
                 ts: float, out: list[Transition]) -> None:
         labels = s.labels
         key = (s.name, _labels_key(labels))
         ser = dev.series.get(key)
-        if ser is None:
-            ser = dev.series[key] = Series()
-        if ser.gen != self.gen:
-            ser.gen = self.gen
-            ser.rules = tuple(r for r in e.rules
-                              if r.selector.matches_device(dev.site, dev.device, dev.dtype)
-                              and r.selector.matches_labels(labels))
-            want = max((r.window for r in ser.rules), default=0.0)
-            if want == 0:
-                ser.window = None
-            elif ser.window is None or ser.window.span != want:
-                ser.window = Window(want)
+        if ser is None or ser.gen != self.gen:
+            ser = self._bind(dev, e, key, labels, ser)
+        rules = ser.rules
+        if not rules:
+            return
         if ts <= ser.last_ts:
             return  # older than what this series already saw: late data cannot rewind it
         ser.last_ts = ts
         win = ser.window
         if win is not None:
             win.add(ts, v)
-        if not ser.rules:
-            return
         ctx = self.ctx
         ctx.value = v
         ctx.ts = ts
         ctx.window = win
-        for rule in ser.rules:
+        alerts = ser.alerts
+        for rule in rules:
+            a = alerts.get(rule.name) if alerts else None
+            if a is None and rule.quiet_lo < v < rule.quiet_hi:
+                continue  # this rule is surely false here and has nothing in flight
             spec = rule.anomaly
             base = None
             if spec is not None:
@@ -240,15 +263,15 @@ class Engine:
                 if base is None:
                     base = ser.anomaly[rule.name] = Baseline(spec.slots if spec.season else 1)
                 ctx.zscore, ctx.baseline, ctx.deviation = base.judge(spec, ts, v)
-            alerts = ser.alerts
-            a = alerts.get(rule.name) if alerts else None
             if a is None:
                 if rule.when(ctx):
                     a = self._new_alert(st, rule, dev, labels, ts, v, ser)
+                    alerts = ser.alerts
                     if rule.for_seconds <= 0:
                         self._fire(st, a, rule, ts, out)
             else:
                 self._advance(st, a, rule, ctx, ts, v, out)
+                alerts = ser.alerts
             if base is not None and spec is not None:
                 base.learn(spec, ts, v)
 
@@ -471,6 +494,8 @@ class Engine:
                 st.muted.discard(fp)
                 a.silenced = a.suppressed_by = a.parent = None
                 out.append(self._t("firing", a, rule, now))
+        if now - st.last_sweep >= SWEEP_EVERY:
+            self._sweep(st, now)
         for fp in list(st.events):
             a = st.alerts.get(fp)
             rule = self.rules.get(a.rule) if a is not None else None
@@ -482,6 +507,17 @@ class Engine:
                 out.append(self._t("resolved", a, rule, a.last_ts + after))
                 self._drop(st, a)
         return out
+
+    def _sweep(self, st: EngineState, now: float) -> None:
+        """Forget series not heard from for a long time (a NIC removed, a relabelled disk)
+        that hold no alert, so churn cannot grow memory without bound."""
+        st.last_sweep = now
+        for dev in st.devices.values():
+            stale = [k for k, ser in dev.series.items()
+                     if not ser.alerts and ser.last_ts < now - max(
+                         SERIES_TTL, 2 * (ser.window.span if ser.window else 0.0))]
+            for k in stale:
+                del dev.series[k]
 
     def _check_device(self, st: EngineState, dev: DeviceState, now: float,
                       out: list[Transition]) -> None:
@@ -523,6 +559,7 @@ class Engine:
                 cause = dev.status_cause
                 reason = ("device down: connection lost (Last Will)" if cause == "lost" else
                           "agent stopped cleanly" if cause == "shutdown" else
+                          "device down: not answering SNMP" if cause == "unreachable" else
                           f"offline ({cause or 'no cause given'})")
                 return True, dev.status_at, reason
             limit = rule.no_data_for

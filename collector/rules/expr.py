@@ -301,6 +301,8 @@ def compile_expr(node: Node, functions: Mapping[str, Function] | None = None) ->
         case Binary(op="or", left=a, right=b):
             fa, fb = compile_expr(a, fns), compile_expr(b, fns)
             return lambda ctx: bool(fa(ctx)) or bool(fb(ctx))
+        case Binary(op=op, left=a, right=Num(value=c)) if op in _CMP:
+            return _cmp_const(op, compile_expr(a, fns), c)  # the common `x > 90`: one call
         case Binary(op=op, left=a, right=b):
             fa, fb = compile_expr(a, fns), compile_expr(b, fns)
             fop = _div if op == "/" else _mod if op == "%" else _BINARY[op]
@@ -321,6 +323,20 @@ def compile_expr(node: Node, functions: Mapping[str, Function] | None = None) ->
                 return lambda ctx: impl(ctx, f0(ctx))
             return lambda ctx: impl(ctx, *[f(ctx) for f in fargs])
     raise TypeError(f"not an expression node: {node!r}")  # pragma: no cover
+
+
+def _cmp_const(op: str, fa: Compiled, c: float) -> Compiled:
+    if op == ">":
+        return lambda ctx: fa(ctx) > c
+    if op == ">=":
+        return lambda ctx: fa(ctx) >= c
+    if op == "<":
+        return lambda ctx: fa(ctx) < c
+    if op == "<=":
+        return lambda ctx: fa(ctx) <= c
+    if op == "==":
+        return lambda ctx: fa(ctx) == c
+    return lambda ctx: fa(ctx) != c
 
 
 def windows_in(node: Node) -> list[float]:

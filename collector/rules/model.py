@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -71,7 +72,7 @@ class DeviceInfo:
     parent: str | None = None  # "site/device" or "device" (same site)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity: one object per loaded rule, hashable
 class Rule:
     name: str
     metric: str
@@ -98,6 +99,15 @@ class Rule:
     hold: float = 0.0  # offline/absent: wait this long for a parent's outage to show first
     event: EventSpec | None = None
     signature: str = ""  # the rule's source, to tell a changed rule on reload
+
+    # `quiet` unpacked for the hot loop (an empty range when the rule has none)
+    quiet_lo: float = field(default=math.inf, init=False, compare=False)
+    quiet_hi: float = field(default=-math.inf, init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.quiet is not None:
+            object.__setattr__(self, "quiet_lo", self.quiet[0])
+            object.__setattr__(self, "quiet_hi", self.quiet[1])
 
     def matches_labels(self, labels: Mapping[str, str]) -> bool:
         return self.selector.matches_labels(labels)

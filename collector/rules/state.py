@@ -88,6 +88,7 @@ class EngineState:
         self.link_down_since: float | None = None
         self.last_connected: float | None = None
         self.duplicates = 0
+        self.last_sweep = NEG_INF
 
     def silent_for(self, since: float, now: float) -> float:
         """Seconds from `since` to `now` minus the time the collector was cut off: a device

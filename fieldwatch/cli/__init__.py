@@ -12,10 +12,10 @@ import sys
 from collections.abc import Sequence
 
 from fieldwatch import __version__
-from fieldwatch.cli import agent, collector, devices, diag, rules, snmp, tickets, up
+from fieldwatch.cli import agent, collector, devices, diag, rules, silences, snmp, tickets, up
 from fieldwatch.errors import ConfigError, FieldwatchError, LocatedError
 
-GROUPS = (up, agent, collector, tickets, devices, rules, diag, snmp)
+GROUPS = (up, agent, collector, tickets, devices, rules, diag, snmp, silences)
 
 
 def build_parser() -> argparse.ArgumentParser:
