@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from pydantic import Field
+from fieldwatch.agent.diag.config import DiagConfig
+from fieldwatch.agent.snmp.config import SnmpConfig
+from pydantic import Field, field_validator, model_validator
 
 from fieldwatch.config import BrokerConfig, Id, Strict, default_device_id
 from fieldwatch.durations import Duration
@@ -23,8 +26,71 @@ class DisksOptions(Toggle):
     exclude_mounts: list[str] = []  # mount point prefixes to skip
 
 
+class DiskIoOptions(Toggle):
+    # regular expressions matched against the whole device name; partitions are kept
+    exclude: list[str] = [r"loop\d+", r"ram\d+", r"zram\d+", r"sr\d+", r"fd\d+"]
+
+    @field_validator("exclude")
+    @classmethod
+    def _regexes(cls, v: list[str]) -> list[str]:
+        return _check_regexes(v)
+
+
 class NetOptions(Toggle):
     exclude: list[str] = ["lo"]
+
+
+class SensorsOptions(Toggle):
+    # Linux: read this hwmon tree directly; elsewhere (or when absent) psutil's sensors
+    hwmon: Path = Path("/sys/class/hwmon")
+
+
+class SmartOptions(Toggle):
+    smartctl: str = "smartctl"  # command name or absolute path; never run through a shell
+    every: Duration = 3600.0  # SMART data changes slowly and reading it wakes disks
+    devices: list[str] = []  # default: what `smartctl --scan` finds
+    timeout: Duration = 30.0
+
+    @field_validator("devices")
+    @classmethod
+    def _dev_paths(cls, v: list[str]) -> list[str]:
+        for d in v:
+            if not re.fullmatch(r"/dev/[A-Za-z0-9_./-]+", d) or ".." in d:
+                raise ValueError(f"{d!r} is not a /dev path")
+        return v
+
+
+class Watch(Strict):
+    """One watched process or service: exactly one of `process`, `cmdline`, `service`."""
+
+    name: Id  # the `watch` label
+    process: str | None = None  # exact process name (comm), e.g. nginx
+    cmdline: str | None = None  # regular expression searched in the joined command line
+    service: str | None = None  # systemd unit; its cgroup's processes (Linux)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Watch:
+        given = [k for k in ("process", "cmdline", "service") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError("give exactly one of process, cmdline or service")
+        if self.cmdline:
+            _check_regexes([self.cmdline])
+        if self.service and not re.fullmatch(r"[A-Za-z0-9:_.@-]+", self.service):
+            raise ValueError(f"{self.service!r} is not a systemd unit name")
+        return self
+
+
+class ProcessesOptions(Toggle):
+    watch: list[Watch] = []
+
+    @field_validator("watch")
+    @classmethod
+    def _unique(cls, v: list[Watch]) -> list[Watch]:
+        names = [w.name for w in v]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"watch names must be unique; repeated: {', '.join(sorted(dup))}")
+        return v
 
 
 class TextfileOptions(Strict):
@@ -37,8 +103,37 @@ class SourcesConfig(Strict):
     load: Toggle = Toggle()
     memory: Toggle = Toggle()
     disks: DisksOptions = DisksOptions()
+    diskio: DiskIoOptions = DiskIoOptions()
     net: NetOptions = NetOptions()
+    netlink: NetOptions = NetOptions()
+    sensors: SensorsOptions = SensorsOptions()
+    battery: Toggle = Toggle()
+    host: Toggle = Toggle()
+    processes: ProcessesOptions = ProcessesOptions()
+    smart: SmartOptions = SmartOptions()
     textfile: TextfileOptions = TextfileOptions()
+
+
+class BufferConfig(Strict):
+    """The on-disk outage buffer: bounded by size and age, oldest dropped first."""
+
+    max_bytes: int = Field(64 * 1024 * 1024, ge=64 * 1024)
+    max_age: Duration = 7 * 86400.0
+    inflight: int = Field(100, ge=1, le=65000)  # unacknowledged messages handed to MQTT at once
+
+
+class InventoryConfig(Strict):
+    enabled: bool = True
+    every: Duration = 86400.0
+
+
+def _check_regexes(patterns: list[str]) -> list[str]:
+    for p in patterns:
+        try:
+            re.compile(p)
+        except re.error as exc:
+            raise ValueError(f"{p!r} is not a valid regular expression: {exc}") from None
+    return patterns
 
 
 class AgentConfig(Strict):
@@ -48,3 +143,14 @@ class AgentConfig(Strict):
     broker: BrokerConfig = BrokerConfig()
     state_dir: Path = Path("/var/lib/fieldwatch/agent")  # sequence numbers, outage buffer
     sources: SourcesConfig = SourcesConfig()
+    buffer: BufferConfig = BufferConfig()
+    inventory: InventoryConfig = InventoryConfig()
+    diag: DiagConfig = DiagConfig()  # remote diagnostics (docs/diagnostics.md)
+    snmp: SnmpConfig = SnmpConfig()  # SNMP targets (each its own device), traps (docs/snmp.md)
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, v: float) -> float:
+        if v < 0.1:
+            raise ValueError("interval must be at least 100ms")
+        return v

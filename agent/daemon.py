@@ -9,6 +9,7 @@ from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from fieldwatch.agent.config import AgentConfig
+from fieldwatch.agent.diag.service import start_diag
 from fieldwatch.agent.poll import Poller
 from fieldwatch.agent.publisher import MqttPublisher
 from fieldwatch.agent.registry import build_sources
@@ -42,9 +43,18 @@ class Agent:
     def __init__(self, cfg: AgentConfig, clock: Clock | None = None) -> None:
         self.cfg = cfg
         self.clock = clock or SystemClock()
-        self.poller = Poller(build_sources(cfg.sources), self.clock)
+        sources = build_sources(cfg.sources, self.clock)
+        self.snmp = None
+        if cfg.snmp.active:  # pysnmp is imported only here, when SNMP is configured
+            from fieldwatch.agent.snmp.service import SnmpService
+            from fieldwatch.agent.sources.snmp import SnmpHealthSource
+
+            self.snmp = SnmpService(cfg.snmp, cfg.site, self.publish_as, self.clock)
+            sources["snmp"] = SnmpHealthSource(self.snmp)
+        self.poller = Poller(sources, self.clock)
         self.seq = SequenceFile(cfg.state_dir / "seq")
         self.publisher = MqttPublisher(cfg.device, cfg.site, cfg.broker)
+        self.diag = start_diag(cfg, self.publisher.client, self.publisher.publish, self.clock)
         self._scheduler: BackgroundScheduler | None = None
 
     def cycle(self) -> None:
@@ -53,8 +63,14 @@ class Agent:
                            ts=batch.ts, samples=batch.samples, agent=__version__)
         self.publisher.publish("metrics", wire.encode(msg))
 
+    def publish_as(self, site: str, device: str, kind: str, payload: bytes) -> None:
+        """Publish for another device this agent speaks for (an SNMP target)."""
+        self.publisher.client.publish(wire.topic(site, device, kind), payload, qos=1)
+
     def start(self) -> None:
         self.publisher.start()
+        if self.snmp is not None:
+            self.snmp.start()
         self._scheduler = BackgroundScheduler(daemon=True)
         self._scheduler.add_job(self.cycle, "interval", seconds=self.cfg.interval,
                                 max_instances=1, coalesce=True, id="poll",
@@ -66,6 +82,10 @@ class Agent:
     def stop(self) -> None:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)
+        if self.diag is not None:
+            self.diag.stop()
+        if self.snmp is not None:
+            self.snmp.stop()
         self.publisher.stop()
 
     def run(self, stop: threading.Event) -> None:

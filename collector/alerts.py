@@ -33,12 +33,25 @@ class TicketChange:
     diagnostics: tuple[str, ...] = field(default_factory=tuple)
     on_recurrence: str = "reopen"  # within the verification window: reopen | new | ignore
     verify_window: float | None = None  # seconds; None: the SLA policy's default
+    # Added by the rule engine; consumers that ignore them keep the skeleton's behaviour.
+    flapping: bool = False  # the alert changed state too often: one ticket, marked flapping
+    silenced: str | None = None  # id of the silence that mutes it: record, open no ticket
+    suppressed_by: str | None = None  # fingerprint of the parent's outage alert explaining it
+    parent: str | None = None  # the parent device ("site/device" or "device") that is down
+    reason: str = ""  # why, in words (offline cause, absence gap, event type)
+    routing: Mapping[str, str] = field(default_factory=dict)  # routing labels for desks
+
+    @property
+    def muted(self) -> bool:
+        """Silenced or suppressed by a parent: recorded, but opens and updates no ticket."""
+        return self.silenced is not None or self.suppressed_by is not None
 
 
 def _change(t: Transition, kind: Literal["fire", "repeat", "resolve"]) -> TicketChange:
     rule = t.rule
     values = {"device": t.device, "site": t.site, "value": t.value, "rule": rule.name,
-              "metric": rule.metric, "severity": rule.severity}
+              "metric": rule.metric, "severity": rule.severity, "reason": t.reason,
+              "type": t.extra.get("type", "")}
     return TicketChange(
         kind=kind, fingerprint=t.fingerprint, rule=rule.name, site=t.site, device=t.device,
         labels=dict(t.labels), severity=rule.severity,
@@ -46,8 +59,10 @@ def _change(t: Transition, kind: Literal["fire", "repeat", "resolve"]) -> Ticket
         title=render(rule.ticket.title, values, t.labels) if kind == "fire" else "",
         description=render(rule.ticket.description, values, t.labels) if kind == "fire" else "",
         team=rule.ticket.team, value=t.value, first_ts=t.ts, last_ts=t.ts,
-        auto_resolve=rule.auto_resolve, diagnostics=rule.diagnostics,
         on_recurrence=rule.on_recurrence, verify_window=rule.verify_window,
+        auto_resolve=rule.auto_resolve, diagnostics=rule.diagnostics, count=t.count,
+        flapping=t.flapping, silenced=t.silenced, suppressed_by=t.suppressed_by,
+        parent=t.parent, reason=t.reason, routing=dict(rule.ticket.routing),
     )
 
 
@@ -63,8 +78,9 @@ def plan(transitions: Iterable[Transition]) -> list[TicketChange]:
         if kind == "repeat":
             prev = last_repeat.get(t.fingerprint)
             if prev is not None:
-                prev.count += 1
+                prev.count += t.count
                 prev.value, prev.last_ts = t.value, t.ts
+                prev.flapping = prev.flapping or t.flapping
                 continue
             change = _change(t, "repeat")
             last_repeat[t.fingerprint] = change

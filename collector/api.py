@@ -16,12 +16,16 @@ import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fieldwatch.collector.api_silences import silence_routes
+from fieldwatch.collector.diag.api import routes as diag_routes
 from fieldwatch.collector.service_desk import ServiceDesk
 from fieldwatch.collector.stats import Stats
+from fieldwatch.collector.store.store import Store
 from fieldwatch.collector.tickets.cases import Resolution
 from fieldwatch.collector.tickets.lifecycle import CLOSE_REASONS, STATES
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from fieldwatch.clock import SystemClock
 from fieldwatch.durations import parse_duration
 from fieldwatch.errors import TicketError, TicketNotFound
 from fieldwatch.jsonout import device_json
@@ -95,9 +99,15 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 assert set(CLOSE_REASONS) == {"fixed", "verified", "wont_fix", "duplicate"}
 
 
-def make_app(desk: ServiceDesk, stats: Stats, health: Callable[[], dict[str, object]] | None = None,
+def make_app(desk: ServiceDesk | Store, stats: Stats,
+             health: Callable[[], dict[str, object]] | None = None,
              tokens: Callable[[], frozenset[str]] = frozenset) -> FastAPI:
-    """The app; `tokens` is asked on each request, so a rotated token works without restart."""
+    """The app; `tokens` is asked on each request, so a rotated token works without restart.
+
+    Given a bare Store (older callers), the desk runs on the system clock.
+    """
+    if isinstance(desk, Store):
+        desk = ServiceDesk(desk, SystemClock())
     bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <token>")
 
     def auth(cred: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
@@ -205,6 +215,9 @@ def make_app(desk: ServiceDesk, stats: Stats, health: Callable[[], dict[str, obj
     def index() -> HTMLResponse:
         return HTMLResponse(_page(desk))
 
+    # Routes of other areas, as Starlette routes (not in this OpenAPI spec, own auth rules).
+    app.router.routes.extend(diag_routes(desk.store.engine))  # approvals, diagnostics
+    app.router.routes.extend(silence_routes(desk.store.engine))
     return app
 
 

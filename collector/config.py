@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fieldwatch.collector.diag.config import CollectorDiagConfig
 from fieldwatch.collector.tickets.config import DeskConfig
 from pydantic import Field
 
@@ -19,7 +20,8 @@ class CollectorConfig(Strict):
     db: str = "sqlite:///fieldwatch-data/fieldwatch.db"
     max_message_bytes: int = Field(DEFAULT_MAX_BYTES, gt=0)
     batch_max: int = Field(2000, gt=0)  # messages per storage transaction
-    batch_wait: Duration = 0.05  # how long a batch may wait to fill
+    batch_wait: Duration = 0.0  # linger for more messages when the queue runs dry
     queue_max: int = Field(50_000, gt=0)  # decoded messages waiting; full = backpressure
     keep_raw_for: Duration = 7 * 86400.0  # metric history kept for backtests and audits
     desk: DeskConfig = DeskConfig()  # service desk: SLA, teams, escalation webhook, API tokens
+    diag: CollectorDiagConfig = CollectorDiagConfig()  # remote diagnostics

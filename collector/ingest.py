@@ -52,7 +52,8 @@ def decode_received(topic: str, payload: bytes, max_bytes: int) -> wire.Message:
 
 class MqttIngest:
     def __init__(self, broker: BrokerConfig, client_id: str, out: queue.Queue[Received],
-                 stats: Stats, clock: Clock, max_bytes: int) -> None:
+                 stats: Stats, clock: Clock, max_bytes: int,
+                 handlers: dict[str, mqtt.CallbackOnMessage] | None = None) -> None:
         self.broker = broker
         self.out = out
         self.stats = stats
@@ -64,6 +65,9 @@ class MqttIngest:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.handlers = dict(handlers or {})  # topic filter → its own callback (diag/res)
+        for topic_filter, callback in self.handlers.items():
+            self.client.message_callback_add(topic_filter, callback)
 
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
                     reason: mqtt.ReasonCode, properties: object) -> None:
@@ -72,7 +76,7 @@ class MqttIngest:
             return
         log.info("collector connected to %s:%s (session present: %s)", self.broker.host,
                  self.broker.port, flags.session_present)
-        client.subscribe(SUBSCRIPTIONS)
+        client.subscribe(SUBSCRIPTIONS + [(t, 1) for t in self.handlers])
         self.connected.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object,

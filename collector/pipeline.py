@@ -1,7 +1,9 @@
 """Off the network thread: batches of received messages → rules → one store transaction.
 
 `prepare` is pure (messages and alert state in, a BatchWrite out) and is what tests and
-benchmarks drive; `Worker` is the thread that feeds it from the ingest queue.
+benchmarks drive; `Worker` is the thread that feeds it from the ingest queue, ticks the rule
+engine's clock (absence, offline, silences ending), swaps in reloaded rules between batches and
+records muted alerts (silenced, or explained by a parent's outage) instead of ticketing them.
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from fieldwatch.collector.alerts import plan
+from fieldwatch.collector.alerts import TicketChange, plan
 from fieldwatch.collector.ingest import Received
-from fieldwatch.collector.rules.engine import AlertState, Engine
+from fieldwatch.collector.rules.engine import Engine, EngineState, Transition
+from fieldwatch.collector.rules.model import Silence
 from fieldwatch.collector.stats import Stats
+from fieldwatch.collector.store.silences import SilenceStore
 from fieldwatch.collector.store.store import BatchWrite, DeviceSeen, RawMessage, Store
 
 from fieldwatch import wire
@@ -24,10 +28,20 @@ from fieldwatch.clock import Clock
 log = logging.getLogger(__name__)
 
 
-def prepare(items: Sequence[Received], engine: Engine,
-            alerts: dict[str, AlertState]) -> BatchWrite:
+def prepare(items: Sequence[Received], engine: Engine, state: EngineState) -> BatchWrite:
+    """The store write for a batch (muted alerts left out: see `prepare_all`)."""
+    return prepare_all(items, engine, state)[0]
+
+
+def split_muted(changes: list[TicketChange]) -> tuple[list[TicketChange], list[TicketChange]]:
+    """(ticket changes, muted changes): a silenced or parent-suppressed alert opens no ticket."""
+    return [c for c in changes if not c.muted], [c for c in changes if c.muted]
+
+
+def prepare_all(items: Sequence[Received], engine: Engine,
+                state: EngineState) -> tuple[BatchWrite, list[TicketChange]]:
     batch = BatchWrite()
-    metrics: list[wire.Metrics] = []
+    transitions: list[Transition] = []
     for item in items:
         msg = item.message
         key = (msg.site, msg.device)
@@ -37,8 +51,8 @@ def prepare(items: Sequence[Received], engine: Engine,
                                                   item.received_at)
         seen.last = max(seen.last, item.received_at)
         seen.count += 1
+        engine.observe(state, msg, item.received_at, transitions)
         if isinstance(msg, wire.Metrics):
-            metrics.append(msg)
             seen.last_seq = msg.seq if seen.last_seq is None else max(seen.last_seq, msg.seq)
             seen.agent = msg.agent
             batch.raw.append(RawMessage(msg.site, msg.device, "metrics", msg.seq, msg.ts,
@@ -51,22 +65,55 @@ def prepare(items: Sequence[Received], engine: Engine,
         elif isinstance(msg, wire.Event):
             batch.raw.append(RawMessage(msg.site, msg.device, "event", msg.seq, msg.ts,
                                         item.received_at, item.payload))
-    batch.changes = plan(engine.evaluate(alerts, metrics))
-    return batch
+    batch.changes, muted = split_muted(plan(transitions))
+    return batch, muted
 
 
 class Worker:
-    """Drains the queue in batches of up to `batch_max`, waiting at most `batch_wait` to fill."""
+    """Drains the queue in batches of up to `batch_max`; `batch_wait` optionally lingers for
+    more messages when the queue runs dry (0: write at once)."""
 
     def __init__(self, source: queue.Queue[Received], store: Store, engine: Engine,
                  clock: Clock, stats: Stats, batch_max: int = 2000,
-                 batch_wait: float = 0.05) -> None:
+                 batch_wait: float = 0.0,
+                 on_opened: Callable[[list[int]], None] | None = None,
+                 connected: Callable[[], bool] | None = None,
+                 silences: SilenceStore | None = None, tick_interval: float = 1.0,
+                 silence_refresh: float = 5.0) -> None:
         self.source, self.store, self.engine = source, store, engine
         self.clock, self.stats = clock, stats
         self.batch_max, self.batch_wait = batch_max, batch_wait
-        self.alerts: dict[str, AlertState] = {}
+        self.on_opened = on_opened  # e.g. run the rule's diagnostics on the new tickets
+        self.connected = connected
+        self.silences = silences
+        self.tick_interval, self.silence_refresh = tick_interval, silence_refresh
+        self.state = EngineState()
+        self._next_engine: Engine | None = None
+        self._runtime_silences: list[Silence] = []
+        self._last_tick = -float("inf")
+        self._last_silences = -float("inf")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fieldwatch-worker", daemon=True)
+
+    @property
+    def alerts(self) -> dict[str, object]:
+        return self.state.alerts  # type: ignore[return-value]
+
+    def swap_engine(self, engine: Engine) -> None:
+        """Hand over a reloaded rule set; the worker adopts it between batches (atomic)."""
+        self._next_engine = engine
+
+    def _adopt(self) -> None:
+        new = self._next_engine
+        if new is None:
+            return
+        self._next_engine = None
+        new.set_silences(self._runtime_silences)
+        dropped = new.adopt(self.state, self.engine)
+        self.engine = new
+        self.stats.inc("rules_reloads_total")
+        if dropped:
+            log.info("rule reload dropped %d alerts of removed or changed rules", dropped)
 
     def start(self) -> None:
         self._thread.start()
@@ -77,6 +124,8 @@ class Worker:
         self._thread.join(timeout)
 
     def _take(self) -> list[Received]:
+        """Group commit: whatever queued while the last batch was written goes in the next one,
+        so an idle collector writes at once and a busy one writes big batches by itself."""
         try:
             items = [self.source.get(timeout=0.2)]
         except queue.Empty:
@@ -88,20 +137,50 @@ class Worker:
             except queue.Empty:
                 if time.monotonic() >= deadline or self._stop.is_set():
                     break
-                time.sleep(0.002)
+                time.sleep(0.001)
         return items
 
     def _run(self) -> None:
         while True:
             items = self._take()
-            if not items:
-                if self._stop.is_set():
-                    return
-                continue
-            self.process(items)
+            self._adopt()
+            if items:
+                self.process(items)
+            now = self.clock.now()
+            if now - self._last_tick >= self.tick_interval:
+                self.tick(now)
+            if not items and self._stop.is_set():
+                return
+
+    def refresh_silences(self, now: float) -> None:
+        if self.silences is None:
+            return
+        self._last_silences = now
+        try:
+            self._runtime_silences = self.silences.current(now)
+            self.engine.set_silences(self._runtime_silences)
+        except Exception:  # noqa: BLE001 - keep the silences we had; say so and count it
+            self.stats.inc("silence_refresh_errors_total")
+            log.exception("could not read silences; keeping the previous ones")
+
+    def tick(self, now: float) -> None:
+        """Time-driven rule checks (absence, offline, silences ending) at collector time."""
+        self._last_tick = now
+        if now - self._last_silences >= self.silence_refresh:
+            self.refresh_silences(now)
+        connected = self.connected() if self.connected is not None else None
+        changes, muted = split_muted(plan(self.engine.tick(self.state, now, connected)))
+        if changes or muted:
+            self._write(BatchWrite(changes=changes), muted, 0)
 
     def process(self, items: Sequence[Received]) -> None:
-        batch = prepare(items, self.engine, self.alerts)
+        batch, muted = prepare_all(items, self.engine, self.state)
+        if self._write(batch, muted, len(items)):
+            self.stats.inc("stored_total", n=len(items))
+            self.stats.inc("samples_total", n=sum(len(i.message.samples) for i in items
+                                                  if isinstance(i.message, wire.Metrics)))
+
+    def _write(self, batch: BatchWrite, muted: list[TicketChange], n_items: int) -> bool:
         delay = 0.5
         while True:
             try:
@@ -112,15 +191,21 @@ class Worker:
                 # (QoS 1): data waits instead of being dropped.
                 self.stats.inc("store_errors_total")
                 log.exception("could not store a batch of %d messages; retrying in %.1fs",
-                              len(items), delay)
+                              n_items, delay)
                 if self._stop.wait(delay):
-                    self.stats.inc("lost_messages_total", n=len(items))
-                    log.error("stopping with %d messages unstored", len(items))
-                    return
+                    self.stats.inc("lost_messages_total", n=n_items)
+                    log.error("stopping with %d messages unstored", n_items)
+                    return False
                 delay = min(delay * 2, 30.0)
-        self.stats.inc("stored_total", n=len(items))
-        self.stats.inc("samples_total", n=sum(len(i.message.samples) for i in items
-                                              if isinstance(i.message, wire.Metrics)))
         if opened:
             self.stats.inc("tickets_opened_total", n=len(opened))
             log.info("opened tickets %s", opened)
+            if self.on_opened is not None:
+                self.on_opened(opened)
+        if muted and self.silences is not None:
+            try:
+                self.stats.inc("muted_alerts_total", n=self.silences.record_muted(muted))
+            except Exception:  # noqa: BLE001 - the record is secondary to the tickets
+                self.stats.inc("muted_record_errors_total")
+                log.exception("could not record %d muted alerts", len(muted))
+        return True

@@ -5,6 +5,7 @@
     ├── RuleError          a rule file is wrong (same shape as ConfigError)
     ├── WireFormatError    an MQTT payload could not be decoded (carries the reason)
     ├── SourceError        a metric source failed for this cycle
+    │   └── SourceUnsupported  never works here (no such hardware/tool): skip it from now on
     ├── DeskError          an external service desk failed
     │   ├── DeskUnavailable    retry later (connection, timeout, 5xx, 429)
     │   └── DeskRejected       give up (4xx other than 429)
@@ -65,6 +66,11 @@ class WireFormatError(FieldwatchError):
 
 class SourceError(FieldwatchError):
     """A metric source could not be read this cycle."""
+
+
+class SourceUnsupported(SourceError):
+    """A source cannot work on this machine (tool or OS feature absent): counted once, then
+    skipped instead of failing every cycle."""
 
 
 class DeskError(FieldwatchError):

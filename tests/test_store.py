@@ -3,7 +3,7 @@
 import sqlalchemy as sa
 from fieldwatch.collector.ingest import Received
 from fieldwatch.collector.pipeline import prepare
-from fieldwatch.collector.rules.engine import Engine
+from fieldwatch.collector.rules.engine import Engine, EngineState
 from fieldwatch.collector.rules.loader import rules_from_text
 from fieldwatch.collector.rules.model import RuleSet
 from fieldwatch.collector.store.db import open_engine
@@ -27,12 +27,12 @@ def metrics(device: str, seq: int, ts: float, value: float, sensor: str = "cpu")
                    samples=[Sample("temp.celsius", value, {"sensor": sensor})])
 
 
-def feed(store: Store, engine: Engine, state: dict, msgs: list, now: float) -> list[int]:
+def feed(store: Store, engine: Engine, state: EngineState, msgs: list, now: float) -> list[int]:
     return store.write(prepare([received(m, now) for m in msgs], engine, state), now)
 
 
 def test_one_ticket_per_fingerprint_repeats_update_clear_resolves(store: Store) -> None:
-    engine, state = Engine(RuleSet(tuple(rules_from_text(RULES)))), {}
+    engine, state = Engine(RuleSet(tuple(rules_from_text(RULES)))), EngineState()
     opened = feed(store, engine, state, [metrics("a", 1, 10, 85.5)], 11)
     assert len(opened) == 1
     feed(store, engine, state, [metrics("a", s, 10 + s, 90 + s) for s in range(2, 6)], 20)
@@ -59,8 +59,8 @@ def test_one_ticket_per_fingerprint_repeats_update_clear_resolves(store: Store) 
 def test_database_refuses_a_second_open_ticket(store: Store) -> None:
     engine = Engine(RuleSet(tuple(rules_from_text(RULES))))
     # Two collectors with separate alert state fire the same fault.
-    feed(store, engine, {}, [metrics("a", 1, 10, 85)], 11)
-    assert feed(store, engine, {}, [metrics("a", 2, 12, 86)], 13) == []
+    feed(store, engine, EngineState(), [metrics("a", 1, 10, 85)], 11)
+    assert feed(store, engine, EngineState(), [metrics("a", 2, 12, 86)], 13) == []
     [ticket] = store.list_tickets()
     assert ticket["occurrences"] == 2
     assert [e["kind"] for e in store.timeline(ticket["id"])] == ["opened", "refired"]
@@ -68,9 +68,9 @@ def test_database_refuses_a_second_open_ticket(store: Store) -> None:
 
 def test_devices_registry_tracks_seen_seq_and_status(store: Store) -> None:
     engine = Engine(RuleSet())
-    feed(store, engine, {}, [metrics("a", 7, 10, 1), metrics("a", 8, 20, 1)], 21)
+    feed(store, engine, EngineState(), [metrics("a", 7, 10, 1), metrics("a", 8, 20, 1)], 21)
     lwt = Status(device="a", site="hq", state="offline", cause="lost")
-    store.write(prepare([received(lwt, 30)], engine, {}), 30)
+    store.write(prepare([received(lwt, 30)], engine, EngineState()), 30)
     [dev] = store.list_devices()
     assert (dev["first_seen"], dev["last_seen"], dev["last_seq"]) == (21, 30, 8)
     assert (dev["status"], dev["status_cause"], dev["status_at"]) == ("offline", "lost", 30)
@@ -82,7 +82,7 @@ def test_devices_registry_tracks_seen_seq_and_status(store: Store) -> None:
 def test_reopening_an_existing_database_keeps_data(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'x.db'}"
     store = Store(open_engine(url))
-    feed(store, Engine(RuleSet(tuple(rules_from_text(RULES)))), {},
+    feed(store, Engine(RuleSet(tuple(rules_from_text(RULES)))), EngineState(),
          [metrics("a", 1, 10, 85)], 11)
     store.engine.dispose()
     again = Store(open_engine(url))

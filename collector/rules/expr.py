@@ -228,16 +228,26 @@ class _Parser:
         if len(args) != len(fn.params):
             raise ExprError(f"{name_tok.text}() takes {len(fn.params)} argument(s): "
                             f"{name_tok.text}({', '.join(fn.params)})", name_tok.col)
+        for arg in args:
+            if fn.window and not isinstance(arg, Duration):
+                raise ExprError(f"{name_tok.text}() takes durations such as 5m: "
+                                f"{name_tok.text}({', '.join(fn.params)})", name_tok.col)
+            if not fn.window and isinstance(arg, Duration):
+                raise ExprError(f"{name_tok.text}() takes numbers, not durations",
+                                name_tok.col)
+        if fn.window and any(a.seconds <= 0 for a in args if isinstance(a, Duration)):
+            raise ExprError(f"{name_tok.text}(): durations must be positive", name_tok.col)
         return Call(name_tok.text, tuple(args))
 
 
 @dataclass(frozen=True)
 class Function:
-    """A function the grammar may call: `impl(ctx, *args)` with args already evaluated
-    (durations as seconds)."""
+    """A function the grammar may call: `impl(ctx, *args)`. A `window` function takes only
+    duration literals (fixed at load time, so buffers can be sized); others take only numbers."""
 
     params: tuple[str, ...]
     impl: Callable[..., float]
+    window: bool = False
 
 
 def parse(text: str, names: frozenset[str] = frozenset({"value"}),
@@ -291,15 +301,98 @@ def compile_expr(node: Node, functions: Mapping[str, Function] | None = None) ->
         case Binary(op="or", left=a, right=b):
             fa, fb = compile_expr(a, fns), compile_expr(b, fns)
             return lambda ctx: bool(fa(ctx)) or bool(fb(ctx))
+        case Binary(op=op, left=a, right=Num(value=c)) if op in _CMP:
+            return _cmp_const(op, compile_expr(a, fns), c)  # the common `x > 90`: one call
         case Binary(op=op, left=a, right=b):
             fa, fb = compile_expr(a, fns), compile_expr(b, fns)
             fop = _div if op == "/" else _mod if op == "%" else _BINARY[op]
             return lambda ctx: fop(fa(ctx), fb(ctx))
         case Call(func=name, args=args):
             impl = fns[name].impl
+            if all(isinstance(a, Duration) for a in args):  # constants: no per-call list
+                consts = [a.seconds for a in args if isinstance(a, Duration)]
+                if len(consts) == 1:
+                    c0 = consts[0]
+                    return lambda ctx: impl(ctx, c0)
+                if len(consts) == 2:
+                    c0, c1 = consts
+                    return lambda ctx: impl(ctx, c0, c1)
             fargs = [compile_expr(a, fns) for a in args]
+            if len(fargs) == 1:
+                f0 = fargs[0]
+                return lambda ctx: impl(ctx, f0(ctx))
             return lambda ctx: impl(ctx, *[f(ctx) for f in fargs])
     raise TypeError(f"not an expression node: {node!r}")  # pragma: no cover
+
+
+def _cmp_const(op: str, fa: Compiled, c: float) -> Compiled:
+    if op == ">":
+        return lambda ctx: fa(ctx) > c
+    if op == ">=":
+        return lambda ctx: fa(ctx) >= c
+    if op == "<":
+        return lambda ctx: fa(ctx) < c
+    if op == "<=":
+        return lambda ctx: fa(ctx) <= c
+    if op == "==":
+        return lambda ctx: fa(ctx) == c
+    return lambda ctx: fa(ctx) != c
+
+
+def windows_in(node: Node) -> list[float]:
+    """Every duration literal an expression passes to a function (the windows it reads)."""
+    match node:
+        case Duration(seconds=s):
+            return [s]
+        case Unary(operand=o):
+            return windows_in(o)
+        case Binary(left=a, right=b):
+            return windows_in(a) + windows_in(b)
+        case Call(args=args):  # a window function's first argument is its window
+            first = [args[0].seconds] if args and isinstance(args[0], Duration) else []
+            return first + [w for a in args if not isinstance(a, Duration)
+                            for w in windows_in(a)]
+    return []
+
+
+_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+
+
+def quiet_range(node: Node) -> tuple[float, float] | None:
+    """An open interval (lo, hi) of `value` where the expression is surely false, or None.
+
+    The engine skips a sample inside the quiet range of every rule on its metric (when the
+    series has no alert in flight) without evaluating anything: most readings are normal,
+    so most samples cost one comparison. Conservative: any shape not understood gives None.
+    """
+    match node:
+        case Binary(op=op, left=Name(name="value"), right=Num(value=c)) if op in _FLIP:
+            return _cmp_quiet(op, c)
+        case Binary(op=op, left=Num(value=c), right=Name(name="value")) if op in _FLIP:
+            return _cmp_quiet(_FLIP[op], c)
+        case Binary(op="and", left=a, right=b):  # false where either side is false
+            qa, qb = quiet_range(a), quiet_range(b)
+            if qa is None or qb is None:
+                return qa or qb
+            if qa[0] <= qb[1] and qb[0] <= qa[1]:  # overlapping: their union is one interval
+                return min(qa[0], qb[0]), max(qa[1], qb[1])
+            return max(qa, qb, key=lambda q: q[1] - q[0])
+        case Binary(op="or", left=a, right=b):  # false only where both sides are false
+            qa, qb = quiet_range(a), quiet_range(b)
+            if qa is None or qb is None:
+                return None
+            lo, hi = max(qa[0], qb[0]), min(qa[1], qb[1])
+            return (lo, hi) if lo < hi else None
+    return None
+
+
+def _cmp_quiet(op: str, c: float) -> tuple[float, float] | None:
+    inf = math.inf
+    if op in (">", ">="):
+        return -inf, c
+    if op in ("<", "<="):
+        return c, inf
+    return None
 
 
 def names_in(node: Node) -> set[str]:

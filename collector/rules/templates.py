@@ -9,7 +9,7 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping
 
-FIELDS = frozenset({"device", "site", "value", "rule", "metric", "severity"})
+FIELDS = frozenset({"device", "site", "value", "rule", "metric", "severity", "reason", "type"})
 _formatter = string.Formatter()
 
 

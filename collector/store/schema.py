@@ -19,7 +19,7 @@ devices = sa.Table(
     sa.Column("last_seq", sa.BigInteger),
     sa.Column("messages_total", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("agent", sa.String(32), nullable=False, server_default=""),
-    sa.Column("inventory", sa.JSON),
+    sa.Column("inventory", sa.JSON(none_as_null=True)),
 )
 
 # Added in schema v2 (db.py migrates v1 databases by adding exactly these).
@@ -114,4 +114,39 @@ meta = sa.Table(
     "fieldwatch_meta", metadata,
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
+)
+
+# Silences added at run time (CLI, API); silences in rule files live in the files.
+silences = sa.Table(
+    "silences", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("matchers", sa.JSON, nullable=False),  # {key: matcher text}, see rules/selectors
+    sa.Column("starts_at", sa.Float, nullable=False),
+    sa.Column("ends_at", sa.Float, nullable=False),
+    sa.Column("author", sa.String(128), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expired_at", sa.Float),  # set when expired early by hand
+    sa.Index("ix_silences_ends_at", "ends_at"),
+)
+
+# Alerts that fired while silenced or explained by a parent's outage: recorded, no ticket.
+muted_alerts = sa.Table(
+    "muted_alerts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # fire, repeat, resolve
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("rule", sa.String(128), nullable=False),
+    sa.Column("site", sa.String(128), nullable=False),
+    sa.Column("device", sa.String(128), nullable=False),
+    sa.Column("labels", sa.JSON, nullable=False),
+    sa.Column("severity", sa.String(2), nullable=False),
+    sa.Column("value", sa.Float),
+    sa.Column("silence_id", sa.String(64)),
+    sa.Column("suppressed_by", sa.String(64)),  # the parent outage alert's fingerprint
+    sa.Column("parent", sa.String(256)),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Index("ix_muted_alerts_fingerprint", "fingerprint"),
+    sa.Index("ix_muted_alerts_suppressed_by", "suppressed_by"),
 )

@@ -94,34 +94,30 @@ class Store:
             return self._apply(conn, batch.changes, now)
 
     def _upsert_devices(self, conn: sa.Connection, seen: Iterable[DeviceSeen]) -> None:
-        """One executemany per shape of row (few round trips: PostgreSQL pays per statement)."""
-        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        # one lock order for every collector: no deadlocks between concurrent batches
-        for d in sorted(seen, key=lambda d: (d.site, d.device)):
-            values: dict[str, Any] = {"site": d.site, "device": d.device, "first_seen": d.first,
-                                      "last_seen": d.last, "messages_total": d.count}
-            if d.last_seq is not None:
-                values["last_seq"] = d.last_seq
-            if d.agent:
-                values["agent"] = d.agent
-            if d.status is not None:
-                values.update(status=d.status, status_cause=d.status_cause,
-                              status_at=d.status_at)
-            if d.inventory is not None:
-                values["inventory"] = d.inventory
-            shapes.setdefault(tuple(values), []).append(values)
-        for keys, rows in shapes.items():
-            ins = self._insert(devices)
-            exc = ins.excluded
-            update: dict[str, Any] = {
-                "last_seen": sa.func.greatest(devices.c.last_seen, exc.last_seen)
-                if self.pg else sa.func.max(devices.c.last_seen, exc.last_seen),
-                "messages_total": devices.c.messages_total + exc.messages_total,
-            }
-            update.update({k: exc[k] for k in keys if k not in (
-                "site", "device", "first_seen", "last_seen", "messages_total")})
-            conn.execute(ins.on_conflict_do_update(
-                index_elements=[devices.c.site, devices.c.device], set_=update), rows)
+        """One executemany for all devices of the batch; fields a message did not carry
+        (status, inventory, seq) keep their stored value."""
+        ins = self._insert(devices)
+        ex = ins.excluded
+        greatest = sa.func.max if self.engine.dialect.name == "sqlite" else sa.func.greatest
+        stmt = ins.on_conflict_do_update(index_elements=[devices.c.site, devices.c.device], set_={
+            "last_seen": greatest(devices.c.last_seen, ex.last_seen),
+            "messages_total": devices.c.messages_total + ex.messages_total,
+            "last_seq": sa.func.coalesce(ex.last_seq, devices.c.last_seq),
+            "agent": sa.func.coalesce(sa.func.nullif(ex.agent, ""), devices.c.agent),
+            # status_at is set exactly when the batch carried a status message
+            "status": sa.case((ex.status_at.is_(None), devices.c.status), else_=ex.status),
+            "status_cause": sa.case((ex.status_at.is_(None), devices.c.status_cause),
+                                    else_=ex.status_cause),
+            "status_at": sa.func.coalesce(ex.status_at, devices.c.status_at),
+            "inventory": sa.func.coalesce(ex.inventory, devices.c.inventory),
+        })
+        rows = [{"site": d.site, "device": d.device, "first_seen": d.first, "last_seen": d.last,
+                 "messages_total": d.count, "last_seq": d.last_seq, "agent": d.agent,
+                 "status": d.status or "unknown", "status_cause": d.status_cause,
+                 "status_at": d.status_at, "inventory": d.inventory}
+                # one lock order for every collector: no deadlocks between concurrent batches
+                for d in sorted(seen, key=lambda d: (d.site, d.device))]
+        conn.execute(stmt, rows)
 
     def _open_ticket(self, conn: sa.Connection, fp: str) -> sa.Row[Any] | None:
         return conn.execute(

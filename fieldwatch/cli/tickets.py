@@ -12,6 +12,7 @@ from typing import Any
 
 from fieldwatch.cli.common import print_json, print_table
 from fieldwatch.cli.desk import actor, add_actor, add_desk_options, close_desk, open_desk
+from fieldwatch.cli.diag import register_ticket_actions
 from fieldwatch.collector.service_desk import ServiceDesk
 from fieldwatch.collector.tickets.cases import Resolution
 from fieldwatch.collector.tickets.lifecycle import CLOSE_REASONS
@@ -33,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     ls.add_argument("--json", action="store_true", help="stable JSON (docs/operations.md)")
     add_desk_options(ls)
     ls.set_defaults(func=list_tickets)
+    register_ticket_actions(tsub)  # `tickets approve` (fieldwatch/cli/diag.py)
 
     show = tsub.add_parser("show", help="one ticket: SLA clocks, timeline, similar past fixes")
     show.add_argument("id", type=int)

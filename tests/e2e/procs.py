@@ -54,12 +54,16 @@ def write_yaml(path: Path, data: dict[str, Any]) -> Path:
     return path
 
 
+API_TOKEN = "e2e-token"  # the collector's desk API wants a bearer token (desk.api_token_env)
+API_AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+
+
 def start_collector(tmp: Path, port: int, rules: Path, name: str = "collector") -> tuple[Proc, str]:
     cfg = write_yaml(tmp / f"{name}.yaml", {
         "broker": {"host": "127.0.0.1", "port": port}, "client_id": f"fw-test-{name}",
         "rules": [str(rules)], "db": f"sqlite:///{tmp / 'fieldwatch.db'}", "batch_wait": "10ms"})
     proc = Proc(["collector", "run", "--config", str(cfg), "--http-port", "0"],
-                tmp / f"{name}.log")
+                tmp / f"{name}.log", env={"FIELDWATCH_API_TOKEN": API_TOKEN})
     m = proc.wait_output(r"HTTP API on (http://\S+)/")
     base = m.group(1)
     wait_for(lambda: httpx.get(f"{base}/healthz").json()["mqtt_connected"], 10)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fieldwatch.collector.ingest import Received
 from fieldwatch.collector.pipeline import prepare
-from fieldwatch.collector.rules.engine import Engine
+from fieldwatch.collector.rules.engine import Engine, EngineState
 from fieldwatch.collector.rules.loader import rules_from_text
 from fieldwatch.collector.rules.model import RuleSet
 from fieldwatch.collector.store.db import open_engine
@@ -34,7 +34,9 @@ def storm(t0: float = 1_800_000_000.0) -> list[Received]:
     for i in range(ALERTS):
         fp = i % (DEVICES * SENSORS)
         dev, sensor = divmod(fp, SENSORS)
-        msg = Metrics(device=f"dev-{dev:02d}", site="plant", seq=i // (DEVICES * SENSORS) + 1,
+        # per device: seq strictly increasing (the engine drops a repeated seq as a redelivery)
+        seq = (i // (DEVICES * SENSORS)) * SENSORS + sensor + 1
+        msg = Metrics(device=f"dev-{dev:02d}", site="plant", seq=seq,
                       ts=t0 + i * 0.01, agent="storm",
                       samples=[Sample("temp.celsius", 85.0 + i % 7, {"sensor": f"s{sensor}"})])
         out.append(Received(msg, encode(msg), t0 + i * 0.01))
@@ -43,7 +45,7 @@ def storm(t0: float = 1_800_000_000.0) -> list[Received]:
 
 def write_storm(store: Store, items: list[Received], batch: int = 2000) -> None:
     engine = Engine(RuleSet(tuple(rules_from_text(RULES))))
-    state: dict = {}
+    state = EngineState()
     for start in range(0, len(items), batch):
         chunk = items[start:start + batch]
         store.write(prepare(chunk, engine, state), chunk[-1].received_at)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fieldwatch.collector.ingest import Received
 from fieldwatch.collector.pipeline import prepare
-from fieldwatch.collector.rules.engine import Engine
+from fieldwatch.collector.rules.engine import Engine, EngineState
 from fieldwatch.collector.rules.loader import rules_from_text
 from fieldwatch.collector.rules.model import RuleSet
 from fieldwatch.collector.service_desk import ServiceDesk
@@ -108,11 +108,12 @@ class Feed:
     def __init__(self, desk: ServiceDesk) -> None:
         self.desk = desk
         self.engine = Engine(RuleSet(tuple(rules_from_text(RULES))))
-        self.state: dict = {}
+        self.state = EngineState()
         self.seq = 0
 
     def __call__(self, value: float, metric: str = "temp.celsius", device: str = "a") -> None:
         self.seq += 1
+        self.desk.clock.t += 1  # type: ignore[attr-defined]  # samples move forward in time
         now = self.desk.clock.now()
         msg = Metrics(device=device, site="hq", seq=self.seq, ts=now, agent="t",
                       samples=[Sample(metric, value, {"sensor": "cpu"})])

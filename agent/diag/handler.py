@@ -1,0 +1,133 @@
+"""One request in, one result out: decode → verify → consent → validate → rate → run → audit.
+
+Every path ends in a DiagResult (refusals included, with a machine-readable `reason`) and an
+audit line, so the collector and the device's owner both see every attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import msgspec
+from fieldwatch.agent.diag import args as argcheck
+from fieldwatch.agent.diag.audit import AuditLog, record
+from fieldwatch.agent.diag.checks import Argv, Check, Unavailable, build_registry
+from fieldwatch.agent.diag.config import DiagConfig
+from fieldwatch.agent.diag.policy import RateLimiter, consent
+from fieldwatch.agent.diag.runner import Outcome, run_argv, run_call
+from fieldwatch.agent.diag.verify import NonceStore, Verifier
+
+from fieldwatch import signing, wire
+from fieldwatch.clock import Clock
+from fieldwatch.errors import DiagnosticRefused, WireFormatError
+
+log = logging.getLogger(__name__)
+
+
+_CONTROL = {c: "\ufffd" for c in range(32) if chr(c) not in "\t\n\r"} | {127: "\ufffd"}
+
+
+def printable(data: bytes) -> str:
+    """Output as text for a ticket: invalid UTF-8 and control characters (NUL, escapes that
+    could drive a technician's terminal) become U+FFFD."""
+    return data.decode("utf-8", "replace").translate(_CONTROL)
+
+
+class _Partial(msgspec.Struct):
+    """What can be read from a request that fails validation, to address the refusal."""
+
+    id: str = ""
+    check: str = ""
+    ticket: int | None = None
+
+
+class DiagHandler:
+    def __init__(self, cfg: DiagConfig, device: str, site: str, state_dir: Path,
+                 clock: Clock) -> None:
+        self.cfg, self.device, self.site, self.clock = cfg, device, site, clock
+        self.registry: dict[str, Check] = build_registry(cfg)
+        self.nonces = NonceStore(state_dir / "diag-nonces.json")
+        self.verifier = Verifier(signing.trusted(cfg.trusted_keys), self.nonces,
+                                 cfg.max_validity, cfg.clock_skew)
+        self.limiter = RateLimiter(cfg.rate_limit.max, cfg.rate_limit.per)
+        self.audit = AuditLog(cfg.audit_log or state_dir / "diag-audit.jsonl")
+        self._lock = threading.Lock()  # nonce store and rate limiter are shared by workers
+
+    def refuse(self, payload: bytes, reason: str, detail: str) -> wire.DiagResult:
+        """A refusal for a payload we did not get far with (busy, malformed)."""
+        try:
+            p = msgspec.json.decode(payload[:65536], type=_Partial)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            p = _Partial()
+        now = self.clock.now()
+        res = self._result(p.id, p.check, p.ticket, "refused", now, reason=reason, detail=detail)
+        self.audit.write(record(None, res, now))
+        return res
+
+    def handle(self, payload: bytes) -> wire.DiagResult:
+        received = self.clock.now()
+        try:
+            req = wire.decode_diag_request(payload)
+        except WireFormatError as exc:
+            return self.refuse(payload, "malformed", str(exc))
+        try:
+            check, values = self._admit(req, received)
+        except DiagnosticRefused as exc:
+            res = self._result(req.id, req.check, req.ticket, "refused", self.clock.now(),
+                               reason=exc.reason, detail=exc.detail)
+            log.warning("refused diagnostic %s (%s) on ticket %s: %s", req.check, req.id,
+                        req.ticket, exc)
+            self.audit.write(record(req, res, received))
+            return res
+        outcome, ok_codes = self._run(check, values)
+        status = "ok"
+        if outcome.timed_out:
+            status = "timeout"
+        elif outcome.error or outcome.exit_code is None:
+            status = "error"
+        elif outcome.exit_code not in ok_codes:
+            status = "failed"
+        res = self._result(
+            req.id, req.check, req.ticket, status, self.clock.now(),
+            reason=status if status != "ok" else "", detail=outcome.error,
+            exit_code=outcome.exit_code, output=printable(outcome.output),
+            output_bytes=outcome.output_bytes,
+            truncated=outcome.output_bytes > len(outcome.output), duration=outcome.duration)
+        self.audit.write(record(req, res, received, outcome.output))
+        log.info("diagnostic %s (%s) for ticket %s: %s", req.check, req.id, req.ticket, status)
+        return res
+
+    def _admit(self, req: wire.DiagRequest, now: float) -> tuple[Check, dict[str, object]]:
+        if (req.device, req.site) != (self.device, self.site):
+            raise DiagnosticRefused("wrong_device", f"addressed to {req.site}/{req.device}")
+        with self._lock:
+            self.verifier.check(req, now)
+        check = self.registry.get(req.check)
+        if check is None:
+            raise DiagnosticRefused("unknown_check", f"{req.check!r} is not offered here")
+        consent(check, req, self.cfg.policy)
+        values = argcheck.validate(check.params, dict(req.args), self.cfg.defaults.get(check.name))
+        with self._lock:
+            self.limiter.take(now)
+        return check, values
+
+    def _run(self, check: Check, values: dict[str, object]) -> tuple[Outcome, frozenset[int]]:
+        try:
+            plan = check.plan(values)
+        except Unavailable as exc:
+            return Outcome(None, b"", 0, False, 0.0, str(exc)), frozenset({0})
+        if isinstance(plan, Argv):
+            # an operator's command may set its own timeout; everything else gets the default
+            timeout = plan.timeout if plan.timeout is not None else self.cfg.timeout
+            return run_argv(plan.argv, timeout, self.cfg.max_output), plan.ok_codes
+        return run_call(plan.fn, self.cfg.timeout, self.cfg.max_output), frozenset({0})
+
+    def _result(self, id_: str, check: str, ticket: int | None, status: str, now: float,
+                **kw: object) -> wire.DiagResult:
+        return wire.DiagResult(device=self.device, site=self.site, id=id_, check=check,
+                               status=status, ts=now, ticket=ticket, **kw)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self.nonces.close()

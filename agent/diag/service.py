@@ -1,0 +1,95 @@
+"""The agent's diag/req edge: subscribe, hand requests to a small worker pool, reply on diag/res.
+
+`on_message` only queues (paho's network thread must stay free); a full queue refuses new
+requests as `busy` rather than piling them up.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import paho.mqtt.client as mqtt
+from fieldwatch.agent.config import AgentConfig
+from fieldwatch.agent.diag.handler import DiagHandler
+
+from fieldwatch import wire
+from fieldwatch.clock import Clock
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[str, bytes], object]  # (kind, payload), e.g. MqttPublisher.publish
+
+
+class DiagService:
+    def __init__(self, handler: DiagHandler, publish: Publish, workers: int,
+                 queue_max: int) -> None:
+        self.handler, self.publish = handler, publish
+        self.topic = wire.topic(handler.site, handler.device, "diag/req")
+        self.queue_max = queue_max
+        self._pending = 0
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fieldwatch-diag")
+
+    def attach(self, client: mqtt.Client) -> None:
+        """Route this device's diag/req to us and (re)subscribe on every connect."""
+        client.message_callback_add(self.topic, self._on_message)
+        previous = client.on_connect
+
+        def on_connect(c: mqtt.Client, userdata: object, flags: object,
+                       reason: mqtt.ReasonCode, properties: object) -> None:
+            if previous is not None:
+                previous(c, userdata, flags, reason, properties)
+            if not reason.is_failure:
+                c.subscribe(self.topic, qos=1)
+
+        client.on_connect = on_connect
+
+    def _on_message(self, client: mqtt.Client, userdata: object,
+                    message: mqtt.MQTTMessage) -> None:
+        payload = bytes(message.payload)
+        with self._lock:
+            if self._pending >= self.queue_max:
+                busy = True
+            else:
+                busy = False
+                self._pending += 1
+        if busy:
+            self._pool.submit(self._reply_busy, payload)
+            return
+        self._pool.submit(self._work, payload)
+
+    def _reply_busy(self, payload: bytes) -> None:
+        self._reply(self.handler.refuse(payload, "busy", "too many diagnostics waiting"))
+
+    def _work(self, payload: bytes) -> None:
+        try:
+            self._reply(self.handler.handle(payload))
+        except Exception:  # noqa: BLE001 - a bug here must not kill the worker; it is logged
+            log.exception("diagnostic request failed unexpectedly")
+        finally:
+            with self._lock:
+                self._pending -= 1
+
+    def _reply(self, res: wire.DiagResult) -> None:
+        self.publish("diag/res", wire.encode_diag(res))
+
+    def stop(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.handler.close()
+
+
+def start_diag(cfg: AgentConfig, client: mqtt.Client, publish: Publish,
+               clock: Clock) -> DiagService | None:
+    """Build and attach the diag service for an agent config, or None when disabled."""
+    d = cfg.diag
+    if not d.enabled:
+        return None
+    handler = DiagHandler(d, cfg.device, cfg.site, cfg.state_dir, clock)
+    service = DiagService(handler, publish, d.workers, d.queue_max)
+    service.attach(client)
+    if not d.trusted_keys:
+        log.warning("diag: no trusted_keys configured; every diagnostic request is refused")
+    return service

@@ -1,0 +1,139 @@
+"""The `snmp:` section of agent.yaml: targets (each its own device), trap receiver, limits.
+
+Credentials come inline, from an environment variable (`*_env`) or a file (`*_file`); they are
+SecretStr so they never appear in reprs or logs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+
+from fieldwatch.config import Id, Strict
+from fieldwatch.durations import Duration
+from fieldwatch.errors import ConfigError, Problem
+
+AuthProtocol = Literal["MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512"]
+PrivProtocol = Literal["DES", "3DES", "AES", "AES128", "AES192", "AES256"]
+
+
+def _secret(where: str, inline: SecretStr | None, env: str | None,
+            file: Path | None) -> str | None:
+    """The secret's value, read now (rotation needs no restart)."""
+    if env:
+        value = os.environ.get(env)
+        if value is None:
+            raise ConfigError([Problem("<environment>", 0, 0, f"{where}_env: {env} is not set")])
+        return value
+    if file:
+        try:
+            return file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError([Problem(str(file), 0, 0,
+                                       f"{where}_file: cannot read: {exc.strerror}")]) from None
+    return inline.get_secret_value() if inline is not None else None
+
+
+def _one_source(obj: Strict, name: str) -> None:
+    given = [k for k in (name, f"{name}_env", f"{name}_file") if getattr(obj, k) is not None]
+    if len(given) > 1:
+        raise ValueError(f"give one of {', '.join(given)}, not several")
+
+
+class V3User(Strict):
+    """An SNMPv3 USM user; authPriv when both keys are given, authNoPriv with the auth key only."""
+
+    user: str = Field(min_length=1)
+    auth_protocol: AuthProtocol = "SHA"
+    auth_key: SecretStr | None = None
+    auth_key_env: str | None = None
+    auth_key_file: Path | None = None
+    priv_protocol: PrivProtocol = "AES"
+    priv_key: SecretStr | None = None
+    priv_key_env: str | None = None
+    priv_key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> V3User:
+        _one_source(self, "auth_key")
+        _one_source(self, "priv_key")
+        has_priv = any(getattr(self, k) is not None
+                       for k in ("priv_key", "priv_key_env", "priv_key_file"))
+        has_auth = any(getattr(self, k) is not None
+                       for k in ("auth_key", "auth_key_env", "auth_key_file"))
+        if has_priv and not has_auth:
+            raise ValueError("a privacy key needs an auth key too (authPriv)")
+        return self
+
+    def auth(self) -> str | None:
+        return _secret("auth_key", self.auth_key, self.auth_key_env, self.auth_key_file)
+
+    def priv(self) -> str | None:
+        return _secret("priv_key", self.priv_key, self.priv_key_env, self.priv_key_file)
+
+
+class SnmpTarget(Strict):
+    """One polled device: where it is, how to log in, which profiles, which fieldwatch device."""
+
+    device: Id
+    host: str = Field(min_length=1)
+    port: int = Field(161, ge=1, le=65535)
+    site: Id | None = None  # default: the agent's site
+    version: Literal["2c", "3"] = "2c"
+    community: SecretStr | None = None  # default "public" when no _env/_file is given
+    community_env: str | None = None
+    community_file: Path | None = None
+    v3: V3User | None = None
+    profiles: list[str] = Field(default_factory=lambda: ["system"], min_length=1)
+    interval: Duration | None = None  # default: snmp.interval
+    timeout: Duration | None = None  # per request; default: snmp.timeout
+    retries: int | None = Field(None, ge=0, le=10)
+
+    @model_validator(mode="after")
+    def _check(self) -> SnmpTarget:
+        _one_source(self, "community")
+        if self.version == "3" and self.v3 is None:
+            raise ValueError("version 3 needs a `v3:` user (user, auth_key, priv_key)")
+        if self.version == "2c" and self.v3 is not None:
+            raise ValueError("`v3:` is given but version is 2c; set version: \"3\"")
+        return self
+
+    def community_value(self) -> str:
+        value = _secret("community", self.community, self.community_env, self.community_file)
+        return "public" if value is None else value
+
+
+class TrapConfig(Strict):
+    enabled: bool = False
+    host: str = "0.0.0.0"  # noqa: S104 - a trap receiver listens for the network
+    port: int = Field(1162, ge=0, le=65535)  # >1024 so it runs without root; 0 picks a free one
+    communities: list[str] = Field(default=["public"], min_length=1)  # v1/v2c accepted
+
+
+class SnmpConfig(Strict):
+    """Defaults apply to every target that does not set its own."""
+
+    targets: list[SnmpTarget] = []
+    interval: Duration = 60.0
+    timeout: Duration = 2.0
+    retries: int = Field(1, ge=0, le=10)
+    concurrency: int = Field(64, ge=1, le=4096)  # requests in flight across all targets
+    max_repetitions: int = Field(50, ge=1, le=1000)
+    profiles_dir: list[Path] = []  # searched before the shipped config/snmp-profiles
+    traps: TrapConfig = TrapConfig()
+
+    @model_validator(mode="after")
+    def _unique(self) -> SnmpConfig:
+        seen: set[str] = set()
+        for t in self.targets:
+            if t.device in seen:
+                raise ValueError(f"two SNMP targets publish as device {t.device!r}")
+            seen.add(t.device)
+        return self
+
+    @property
+    def active(self) -> bool:
+        return bool(self.targets) or self.traps.enabled

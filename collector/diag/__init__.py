@@ -1,0 +1,1 @@
+"""Remote diagnostics on the collector: signing, sending, results on the ticket, approvals."""

@@ -1,0 +1,202 @@
+"""`fieldwatch diag run|list|keygen|onsite` and `fieldwatch tickets approve` — remote
+diagnostics from the command line (docs/diagnostics.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from fieldwatch.cli.common import add_state_options, print_json, print_table
+from fieldwatch.durations import parse_duration
+
+DEFAULT_CONFIG = Path("/etc/fieldwatch/collector.yaml")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("diag", help="remote diagnostics on devices")
+    dsub = p.add_subparsers(dest="diag_command", required=True, metavar="ACTION")
+    run = dsub.add_parser("run", help="run an allow-listed diagnostic on a device")
+    run.add_argument("device", help="DEVICE or SITE/DEVICE")
+    run.add_argument("check", help="e.g. ping, tcp_port, disk_usage (see `diag list`)")
+    run.add_argument("args", nargs="*", metavar="NAME=VALUE", help="arguments, e.g. host=gw")
+    _common(run)
+    run.add_argument("--ticket", type=int, help="attach to this ticket (and use its approval)")
+    run.add_argument("--by", default="cli", help="who asks (recorded on the ticket)")
+    run.set_defaults(func=run_diag)
+    ls = dsub.add_parser("list", help="the diagnostics a device offers, with its policy")
+    ls.add_argument("device", help="DEVICE or SITE/DEVICE")
+    _common(ls)
+    ls.set_defaults(func=list_diag)
+    key = dsub.add_parser("keygen", help="create the collector's Ed25519 signing key pair")
+    key.add_argument("--out", type=Path, default=Path("/etc/fieldwatch"),
+                     help="directory for diag-collector.key and diag-collector.pub")
+    key.add_argument("--force", action="store_true", help="replace an existing key pair")
+    key.set_defaults(func=keygen)
+    ons = dsub.add_parser("onsite", help="mark a ticket needs_onsite with a visit checklist")
+    ons.add_argument("id", type=int)
+    ons.add_argument("--by", required=True)
+    ons.add_argument("--reason", default="remote diagnosis did not fix it")
+    ons.add_argument("--json", action="store_true")
+    ons.add_argument("--config", type=Path, help="collector config: its database, and its "
+                     "rules to name the metric to check")
+    add_state_options(ons)
+    ons.set_defaults(func=onsite)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
+                   help="collector config: broker, database and diag.private_key")
+    p.add_argument("--db", metavar="URL", help="override the config's database")
+    p.add_argument("--timeout", type=parse_duration, default=60.0, help="wait this long")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def register_ticket_actions(tsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Hook for `fieldwatch tickets`: the `approve` action."""
+    ap = tsub.add_parser("approve", help="record an approval of a changing action on a ticket")
+    ap.add_argument("id", type=int)
+    ap.add_argument("action", help="the diagnostic to authorize, e.g. restart_service")
+    ap.add_argument("--by", required=True, help="who authorizes it")
+    ap.add_argument("--on-behalf-of", default="", help="the customer it is authorized for")
+    ap.add_argument("--note", default="")
+    ap.add_argument("--valid-for", type=parse_duration, default=86400.0,
+                    help="use it within this long (default 24h); it is good for one run")
+    add_state_options(ap)
+    ap.set_defaults(func=approve)
+
+
+def _diag_store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from fieldwatch.collector.diag.store import DiagStore
+    from fieldwatch.collector.store.db import db_url, open_engine
+
+    return DiagStore(open_engine(db_url(getattr(args, "db", None), getattr(args, "data", None))))
+
+
+def _collector(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from fieldwatch.collector.config import CollectorConfig
+    from fieldwatch.collector.diag.store import DiagStore
+    from fieldwatch.collector.store.db import db_url, open_engine
+    from fieldwatch.config import load_config
+
+    cfg = load_config(CollectorConfig, args.config)
+    return cfg, DiagStore(open_engine(db_url(args.db or cfg.db)))
+
+
+def _parse_args(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"fieldwatch diag run: expected NAME=VALUE, got {pair!r}")
+        out[name] = value
+    return out
+
+
+def _send(args: argparse.Namespace, check: str, params: dict[str, str],
+          ticket: int | None, by: str):  # type: ignore[no-untyped-def]
+    from fieldwatch.clock import SystemClock
+    from fieldwatch.collector.diag.oneshot import resolve_device, run_once
+
+    cfg, store = _collector(args)
+    try:
+        site, device = resolve_device(store, args.device)
+        return run_once(cfg, store, SystemClock(), site, device, check, params, ticket=ticket,
+                        by=by, timeout=args.timeout)
+    finally:
+        store.engine.dispose()
+
+
+def run_diag(args: argparse.Namespace) -> int:
+    res = _send(args, args.check, _parse_args(args.args), args.ticket, args.by)
+    if res is None:
+        print(f"no answer from {args.device} within {args.timeout:g}s", file=sys.stderr)
+        return 1
+    if args.json:
+        import msgspec
+
+        print(json.dumps(msgspec.to_builtins(res), indent=2))
+    else:
+        sys.stdout.write(res.output)
+        tail = f" ({res.reason}: {res.detail})" if res.status == "refused" else (
+            f" — output cut at the cap ({res.output_bytes} bytes printed)" if res.truncated
+            else "")
+        print(f"[{res.check} on {res.site}/{res.device}: {res.status}"
+              f"{'' if res.exit_code is None else f', exit {res.exit_code}'}{tail}]",
+              file=sys.stderr)
+    return 0 if res.status == "ok" else 1
+
+
+def list_diag(args: argparse.Namespace) -> int:
+    res = _send(args, "list", {}, None, "cli")
+    if res is None:
+        print(f"no answer from {args.device} within {args.timeout:g}s", file=sys.stderr)
+        return 1
+    if res.status != "ok":
+        print(f"{args.device} refused: {res.reason}: {res.detail}", file=sys.stderr)
+        return 1
+    checks = json.loads(res.output)
+    if args.json:
+        print_json(checks)
+        return 0
+    rows = [{**c, "args": " ".join(a["name"] + ("*" if a.get("required") else "")
+                                   for a in c["args"])} for c in checks]
+    print_table(rows, ["name", "class", "policy", "args", "help"])
+    return 0
+
+
+def keygen(args: argparse.Namespace) -> int:
+    from fieldwatch import signing
+
+    key, pub = signing.generate(args.out, force=args.force)
+    kid = signing.key_id(signing.load_public(pub))
+    print(f"private key: {key} (mode 0600; set diag.private_key in collector.yaml)")
+    print(f"public key:  {pub} (copy to each agent; list it in diag.trusted_keys)")
+    print(f"key id:      {kid}")
+    return 0
+
+
+def approve(args: argparse.Namespace) -> int:
+    import time
+
+    store = _diag_store(args)
+    try:
+        aid = store.approve(args.id, args.action, args.by, time.time(), args.valid_for,
+                            on_behalf_of=args.on_behalf_of, note=args.note)
+    finally:
+        store.engine.dispose()
+    who = f"{args.by} on behalf of {args.on_behalf_of}" if args.on_behalf_of else args.by
+    print(f"approval {aid}: {who} authorized {args.action} on ticket {args.id}")
+    return 0
+
+
+def onsite(args: argparse.Namespace) -> int:
+    import time
+
+    from fieldwatch.collector.diag.onsite import checklist
+
+    metrics: dict[str, str] = {}
+    if args.config:
+        from fieldwatch.collector.rules.loader import load_rules
+
+        cfg, store = _collector(args)
+        metrics = {r.name: r.metric for r in load_rules(cfg.rules).rules}
+    else:
+        store = _diag_store(args)
+    try:
+        facts = store.visit_facts(args.id)
+        facts["metric"] = metrics.get(facts["ticket"]["rule"], "")
+        items = checklist(facts)
+        marked = store.mark_onsite(args.id, args.by, args.reason, items, time.time())
+        if not marked:
+            items = (store.onsite(args.id) or {}).get("checklist", items)
+    finally:
+        store.engine.dispose()
+    if args.json:
+        print_json([{"ticket": args.id, "needs_onsite": True, "checklist": items}])
+    else:
+        print(f"ticket {args.id} needs on-site work{'' if marked else ' (already marked)'}:")
+        for i, item in enumerate(items, 1):
+            print(f"{i:>3}. {item}")
+    return 0

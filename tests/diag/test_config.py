@@ -1,0 +1,37 @@
+"""The commented diag example in config/agent.yaml is valid; unsafe configs are refused."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from fieldwatch.agent.diag.config import DiagConfig
+from pydantic import ValidationError
+
+ROOT = Path(__file__).parents[2]
+
+
+def test_the_commented_example_validates() -> None:
+    text = (ROOT / "config" / "agent.yaml").read_text()
+    block = text[text.index("# diag:"):]
+    doc = yaml.safe_load("\n".join(re.sub(r"^# ?", "", line) for line in block.splitlines()))
+    cfg = DiagConfig.model_validate(doc["diag"])
+    assert cfg.policy.checks["restart_service"] == "ask"
+    assert cfg.commands["flush_cache"].changing
+
+
+@pytest.mark.parametrize(("cfg", "message"), [
+    ({"policy": {"changing": "auto"}}, "need an approval"),
+    ({"policy": {"checks": {"restart_service": "auto"}}}, "change the device"),
+    ({"commands": {"x": {"argv": ["/bin/true"]}}, "policy": {"checks": {"x": "auto"}}},
+     "change the device"),
+    ({"commands": {"ping": {"argv": ["/bin/true"]}}}, "shadow"),
+    ({"commands": {"x": {"argv": ["rm"]}}}, "absolute path"),
+    ({"services": ["nginx; reboot"]}, "plain unit"),
+    ({"spools": {"all": "/"}}, "other than /"),
+])
+def test_unsafe_configs_are_refused(cfg: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        DiagConfig.model_validate(cfg)
