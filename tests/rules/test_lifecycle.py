@@ -274,3 +274,29 @@ silences:
     eng, st = Engine(rs), EngineState()
     inside = eng.evaluate(st, [metrics("m", 20, rs.silences[0].starts_at + 1)])
     assert inside[0].silenced == "x.yaml:12"
+
+
+def test_snmp_unreachable_is_device_down_with_its_own_reason(clock: FakeClock) -> None:
+    eng, st = engine(OFFLINE.replace("    no_data_for: 5m\n", "")), EngineState()
+    t = clock.now()
+    eng.evaluate(st, [metrics("snmp.up", 0, t, device="ups")])
+    eng.evaluate(st, [metrics("snmp.up", 0, t + 30, device="ups")])  # poller data ≠ device up
+    [fired] = eng.tick(st, t + 60)
+    assert fired.reason == "device down: not answering SNMP"
+    back = eng.evaluate(st, [metrics("snmp.up", 1, t + 90, device="ups")])
+    assert [x.kind for x in back] == ["resolved"]
+
+
+def test_a_replayed_backlog_neither_fires_twice_nor_clears_a_real_alert() -> None:
+    eng, st = engine(FLAP.replace("flapping: {changes: 4, window: 1h}", "for: 2m")), \
+        EngineState()
+    live = [metrics("m", 20, T0 + i * 60, seq=100 + i) for i in range(4)]
+    fired = eng.evaluate(st, live)
+    assert [x.kind for x in fired if x.kind != "update"] == ["firing"]
+    # QoS 1 redelivers the same messages: dropped by sequence number
+    assert eng.evaluate(st, live) == [] and st.duplicates == 4
+    # an agent's buffered backlog from before arrives late, with normal readings: judged by
+    # its own (older) timestamps, it cannot clear the alert the newer data raised
+    backlog = [metrics("m", 1, T0 - 600 + i * 60, seq=50 + i) for i in range(5)]
+    assert eng.evaluate(st, backlog) == []
+    assert next(iter(st.alerts.values())).state == "firing"
