@@ -34,8 +34,10 @@ def prepare(items: Sequence[Received], engine: Engine, state: EngineState) -> Ba
 
 
 def split_muted(changes: list[TicketChange]) -> tuple[list[TicketChange], list[TicketChange]]:
-    """(ticket changes, muted changes): a silenced or parent-suppressed alert opens no ticket."""
-    return [c for c in changes if not c.muted], [c for c in changes if c.muted]
+    """(ticket changes, muted changes to record): a silenced or parent-suppressed alert opens
+    no ticket; its openings and clearings are recorded, its repeats only counted."""
+    return ([c for c in changes if not c.muted],
+            [c for c in changes if c.muted and c.kind != "repeat"])
 
 
 def prepare_all(items: Sequence[Received], engine: Engine,

@@ -618,6 +618,10 @@ class Engine:
         """Carry state over from the engine this one replaces: alerts of rules that still exist
         are kept (pending ones restart when the rule changed), others are dropped. Returns the
         number dropped."""
+        for dev in st.devices.values():  # types and parents from the new files win
+            info = self._info(dev.site, dev.device)
+            if info is not None:
+                dev.dtype, dev.parent = info.type, info.parent
         dropped = 0
         for a in list(st.alerts.values()):
             rule = self.rules.get(a.rule)

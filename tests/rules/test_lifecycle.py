@@ -7,6 +7,8 @@ from fieldwatch.collector.rules.engine import Engine, EngineState
 from fieldwatch.collector.rules.loader import ruleset_from_text
 from fieldwatch.collector.rules.model import Silence
 from fieldwatch.collector.rules.selectors import parse_matcher
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fieldwatch import wire
 from fieldwatch.clock import FakeClock
@@ -300,3 +302,40 @@ def test_a_replayed_backlog_neither_fires_twice_nor_clears_a_real_alert() -> Non
     backlog = [metrics("m", 1, T0 - 600 + i * 60, seq=50 + i) for i in range(5)]
     assert eng.evaluate(st, backlog) == []
     assert next(iter(st.alerts.values())).state == "firing"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 120), st.floats(0, 100)), min_size=1, max_size=60),
+       st.sampled_from(["0s", "1m"]), st.sampled_from(["0s", "2m"]),
+       st.sampled_from(["false", "{changes: 3, window: 10m}"]))
+def test_alert_transitions_always_follow_the_lifecycle(
+        steps: list[tuple[int, float]], for_: str, keep: str, flapping: str) -> None:
+    """Whatever the readings: per fingerprint, firing (update)* resolved, repeated — never a
+    resolve without a fire, never two fires in a row."""
+    text = f"""
+rules:
+  - name: p
+    metric: m
+    when: value > 50
+    clear: value < 40
+    for: {for_}
+    keep_firing_for: {keep}
+    flapping: {flapping}
+    severity: P2
+    ticket: {{title: t}}
+"""
+    eng, state = engine(text), EngineState()
+    t = T0
+    out = []
+    for gap, v in steps:
+        t += gap
+        out.extend(eng.evaluate(state, [metrics("m", v, t)]))
+    firing = False
+    for tr in out:
+        if tr.kind == "firing":
+            assert not firing
+            firing = True
+        else:
+            assert firing, tr.kind
+            firing = tr.kind != "resolved"
+    assert firing == any(a.state == "firing" for a in state.alerts.values())
