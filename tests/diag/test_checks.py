@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from fieldwatch import wire
 from fieldwatch.agent.diag.config import DiagConfig
 from fieldwatch.agent.diag.handler import DiagHandler
+
+from fieldwatch import wire
 from fieldwatch.clock import FakeClock
 from tests.conftest import _require
 from tests.diag.helpers import keypair, request
