@@ -20,6 +20,7 @@ from pysnmp.entity.engine import SnmpEngine
 from pysnmp.entity.rfc3413 import cmdgen
 from pysnmp.hlapi.v3arch.asyncio import (
     CommunityData,
+    Udp6TransportTarget,
     UdpTransportTarget,
     UsmUserData,
 )
@@ -107,10 +108,12 @@ class SnmpClient:
         self._slots = asyncio.Semaphore(concurrency)
 
     async def session(self, target: SnmpTarget, timeout: float, retries: int) -> Session:
-        """Configure `target` once; raises SourceError if its address does not resolve."""
+        """Configure `target` once; raises SourceError if its address does not resolve.
+        Costs a few ms of pysnmp MIB-table writes per target, once (not per poll)."""
+        kind = Udp6TransportTarget if ":" in target.host else UdpTransportTarget
         try:
-            transport = await UdpTransportTarget.create((target.host, target.port),
-                                                        timeout=timeout, retries=retries)
+            transport = await kind.create((target.host.strip("[]"), target.port),
+                                          timeout=timeout, retries=retries)
         except Exception as exc:  # noqa: BLE001 - pysnmp wraps resolver errors variously
             raise SourceError(f"cannot resolve {target.host}: {exc}") from None
         auth = auth_data(target)

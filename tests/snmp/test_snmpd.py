@@ -121,3 +121,8 @@ def test_cli_walk_fails_clearly_when_nobody_answers(snmpd: Snmpd) -> None:
                           "--retries", "0"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 1
     assert "no response from 127.0.0.1" in out.stderr
+
+
+def test_ipv6_target(snmpd: Snmpd) -> None:
+    (r,), _ = poll_round({"targets": [_v2c(snmpd, host="::1", profiles=["system"])]})
+    assert r.error is None and values(r, "snmp.uptime_seconds")[()] > 0
