@@ -18,6 +18,7 @@ from fieldwatch.collector.alerts import TicketChange, plan
 from fieldwatch.collector.ingest import Received
 from fieldwatch.collector.rules.engine import Engine, EngineState, Transition
 from fieldwatch.collector.rules.model import Silence
+from fieldwatch.collector.sequence import SeqState, observe
 from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.silences import SilenceStore
 from fieldwatch.collector.store.store import BatchWrite, DeviceSeen, RawMessage, Store
@@ -28,9 +29,13 @@ from fieldwatch.clock import Clock
 log = logging.getLogger(__name__)
 
 
-def prepare(items: Sequence[Received], engine: Engine, state: EngineState) -> BatchWrite:
+Sequences = dict[tuple[str, str], SeqState]
+
+
+def prepare(items: Sequence[Received], engine: Engine, state: EngineState,
+            sequences: Sequences | None = None) -> BatchWrite:
     """The store write for a batch (muted alerts left out: see `prepare_all`)."""
-    return prepare_all(items, engine, state)[0]
+    return prepare_all(items, engine, state, sequences)[0]
 
 
 def split_muted(changes: list[TicketChange]) -> tuple[list[TicketChange], list[TicketChange]]:
@@ -40,8 +45,11 @@ def split_muted(changes: list[TicketChange]) -> tuple[list[TicketChange], list[T
             [c for c in changes if c.muted and c.kind != "repeat"])
 
 
-def prepare_all(items: Sequence[Received], engine: Engine,
-                state: EngineState) -> tuple[BatchWrite, list[TicketChange]]:
+def prepare_all(items: Sequence[Received], engine: Engine, state: EngineState,
+                sequences: Sequences | None = None) -> tuple[BatchWrite, list[TicketChange]]:
+    """`sequences` (per device, kept by the caller across batches) drops duplicate metrics
+    messages and accounts for gaps; rules see that as `agent.samples_missing` etc."""
+    sequences = {} if sequences is None else sequences
     batch = BatchWrite()
     transitions: list[Transition] = []
     for item in items:
@@ -53,9 +61,13 @@ def prepare_all(items: Sequence[Received], engine: Engine,
                                                   item.received_at)
         seen.last = max(seen.last, item.received_at)
         seen.count += 1
+        if isinstance(msg, wire.Metrics):
+            seen.seq = sequences.setdefault(key, SeqState())
+            if observe(seen.seq, msg.seq, msg.ts) == "duplicate":
+                continue
         engine.observe(state, msg, item.received_at, transitions)
         if isinstance(msg, wire.Metrics):
-            seen.last_seq = msg.seq if seen.last_seq is None else max(seen.last_seq, msg.seq)
+            seen.last_seq = seen.seq.last
             seen.agent = msg.agent
             batch.raw.append(RawMessage(msg.site, msg.device, "metrics", msg.seq, msg.ts,
                                         item.received_at, item.payload))
@@ -67,8 +79,23 @@ def prepare_all(items: Sequence[Received], engine: Engine,
         elif isinstance(msg, wire.Event):
             batch.raw.append(RawMessage(msg.site, msg.device, "event", msg.seq, msg.ts,
                                         item.received_at, item.payload))
+    for d, msg in _sequence_samples(batch):
+        engine.observe(state, msg, d.last, transitions)
     batch.changes, muted = split_muted(plan(transitions))
     return batch, muted
+
+
+def _sequence_samples(batch: BatchWrite) -> list[tuple[DeviceSeen, wire.Metrics]]:
+    """Gap accounting as synthetic samples for rules (evaluated, never stored as messages)."""
+    out = []
+    for d in batch.devices.values():
+        if d.seq is not None and d.seq.last_ts is not None:
+            out.append((d, wire.Metrics(device=d.device, site=d.site, seq=0, ts=d.seq.last_ts,
+                                        samples=[
+                wire.Sample("agent.samples_missing", float(d.seq.missing)),
+                wire.Sample("agent.samples_backfilled_total", float(d.seq.backfilled)),
+                wire.Sample("agent.duplicates_total", float(d.seq.duplicates))])))
+    return out
 
 
 class Worker:
@@ -90,6 +117,7 @@ class Worker:
         self.silences = silences
         self.tick_interval, self.silence_refresh = tick_interval, silence_refresh
         self.state = EngineState()
+        self.sequences: Sequences = store.sequence_states()
         self._next_engine: Engine | None = None
         self._runtime_silences: list[Silence] = []
         self._last_tick = -float("inf")
@@ -176,7 +204,7 @@ class Worker:
             self._write(BatchWrite(changes=changes), muted, 0)
 
     def process(self, items: Sequence[Received]) -> None:
-        batch, muted = prepare_all(items, self.engine, self.state)
+        batch, muted = prepare_all(items, self.engine, self.state, self.sequences)
         if self._write(batch, muted, len(items)):
             self.stats.inc("stored_total", n=len(items))
             self.stats.inc("samples_total", n=sum(len(i.message.samples) for i in items
