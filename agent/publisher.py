@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
@@ -24,6 +25,8 @@ from fieldwatch.config import BrokerConfig
 from fieldwatch.mqtt import make_client
 
 log = logging.getLogger(__name__)
+
+HOLD_LIMIT = 30.0  # seconds to wait for paho's own re-sends after a reconnect
 
 
 class MqttPublisher:
@@ -52,6 +55,10 @@ class MqttPublisher:
         self._link_up = False
         self._sent: dict[int, int] = {}  # mid -> buffer row id (sender thread only)
         self._after = 0  # highest buffer row id handed to paho
+        # mids paho held when the link came back: paho re-sends them right after on_connect,
+        # so nothing new is handed over until they are acknowledged (keeps the order)
+        self._hold: set[int] = set()
+        self._hold_since = 0.0
         self._thread = threading.Thread(target=self._run, name="fieldwatch-sender", daemon=True)
 
     # -- paho callbacks (network thread): note and wake, nothing else ------------------------
@@ -105,16 +112,28 @@ class MqttPublisher:
             acks, self._acks = self._acks, []
         done = [row for mid in acks if (row := self._sent.pop(mid, None)) is not None]
         self.outbox.delete(done)
+        self._hold.difference_update(acks)
         if self.outbox.count == 0:
             self._drained.set()
         else:
             self._drained.clear()
         if self._link_up:
             self._link_up = False
+            self._hold, self._hold_since = set(self._sent), time.monotonic()
             if self.on_link_up is not None:
                 self.on_link_up()
         if not self.connected.is_set():
             return
+        if self._hold:
+            if time.monotonic() - self._hold_since < HOLD_LIMIT:
+                return
+            # paho did not re-send them after all: send those rows again ourselves (the
+            # collector drops any duplicate by its sequence number)
+            log.warning("%d messages unacknowledged %ss after reconnecting; re-sending",
+                        len(self._sent), HOLD_LIMIT)
+            self._after = min(self._sent.values()) - 1
+            self._sent.clear()
+            self._hold.clear()
         room = self.inflight - len(self._sent)
         if room <= 0:
             return

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+import msgspec
 from fieldwatch.collector.alerts import TicketChange, plan
 from fieldwatch.collector.ingest import Received
 from fieldwatch.collector.rules.engine import Engine, EngineState, Transition
@@ -65,13 +66,15 @@ def prepare_all(items: Sequence[Received], engine: Engine, state: EngineState,
             seen.seq = sequences.setdefault(key, SeqState())
             if observe(seen.seq, msg.seq, msg.ts) == "duplicate":
                 continue
-        engine.observe(state, msg, item.received_at, transitions)
-        if isinstance(msg, wire.Metrics):
+            engine.observe(state, _with_accounting(msg, seen.seq), item.received_at,
+                           transitions)
             seen.last_seq = seen.seq.last
             seen.agent = msg.agent
             batch.raw.append(RawMessage(msg.site, msg.device, "metrics", msg.seq, msg.ts,
                                         item.received_at, item.payload))
-        elif isinstance(msg, wire.Status):
+            continue
+        engine.observe(state, msg, item.received_at, transitions)
+        if isinstance(msg, wire.Status):
             seen.status, seen.status_cause = msg.state, msg.cause
             seen.status_at = msg.ts if msg.ts is not None else item.received_at
         elif isinstance(msg, wire.Inventory):
@@ -79,23 +82,17 @@ def prepare_all(items: Sequence[Received], engine: Engine, state: EngineState,
         elif isinstance(msg, wire.Event):
             batch.raw.append(RawMessage(msg.site, msg.device, "event", msg.seq, msg.ts,
                                         item.received_at, item.payload))
-    for d, msg in _sequence_samples(batch):
-        engine.observe(state, msg, d.last, transitions)
     batch.changes, muted = split_muted(plan(transitions))
     return batch, muted
 
 
-def _sequence_samples(batch: BatchWrite) -> list[tuple[DeviceSeen, wire.Metrics]]:
-    """Gap accounting as synthetic samples for rules (evaluated, never stored as messages)."""
-    out = []
-    for d in batch.devices.values():
-        if d.seq is not None and d.seq.last_ts is not None:
-            out.append((d, wire.Metrics(device=d.device, site=d.site, seq=0, ts=d.seq.last_ts,
-                                        samples=[
-                wire.Sample("agent.samples_missing", float(d.seq.missing)),
-                wire.Sample("agent.samples_backfilled_total", float(d.seq.backfilled)),
-                wire.Sample("agent.duplicates_total", float(d.seq.duplicates))])))
-    return out
+def _with_accounting(msg: wire.Metrics, seq: SeqState) -> wire.Metrics:
+    """The message as rules see it: plus the device's gap accounting as samples (not stored)."""
+    return msgspec.structs.replace(msg, samples=[
+        *msg.samples,
+        wire.Sample("agent.samples_missing", float(seq.missing)),
+        wire.Sample("agent.samples_backfilled_total", float(seq.backfilled)),
+        wire.Sample("agent.duplicates_total", float(seq.duplicates))])
 
 
 class Worker:
