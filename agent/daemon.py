@@ -1,42 +1,32 @@
-"""The agent daemon: APScheduler calls one poll cycle per interval and hands it to the publisher."""
+"""The agent daemon: APScheduler calls one poll cycle per interval; everything the agent sends
+goes through one path, `Agent.publish` (or `publish_metrics`, which numbers the message), into
+the outage buffer and from there to MQTT.
+
+Other parts that publish for other devices through this agent (SNMP polling) or answer
+requests (diagnostics) call those two methods; they never talk to paho directly.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from fieldwatch.agent.buffer import Drops, Outbox
 from fieldwatch.agent.config import AgentConfig
 from fieldwatch.agent.diag.service import start_diag
+from fieldwatch.agent.inventory import collect_inventory
 from fieldwatch.agent.poll import Poller
 from fieldwatch.agent.publisher import MqttPublisher
 from fieldwatch.agent.registry import build_sources
+from fieldwatch.agent.sources.base import sample
 
 from fieldwatch import __version__, wire
 from fieldwatch.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
-
-
-class SequenceFile:
-    """Sequence numbers that survive restarts, so the collector's duplicate and gap checks hold."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.last = int(path.read_text().strip() or 0)
-        except FileNotFoundError:
-            self.last = 0
-
-    def next(self) -> int:
-        self.last += 1
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(str(self.last))
-        tmp.replace(self.path)
-        return self.last
 
 
 class Agent:
@@ -52,32 +42,91 @@ class Agent:
             self.snmp = SnmpService(cfg.snmp, cfg.site, self.publish_as, self.clock)
             sources["snmp"] = SnmpHealthSource(self.snmp)
         self.poller = Poller(sources, self.clock)
-        self.seq = SequenceFile(cfg.state_dir / "seq")
-        self.publisher = MqttPublisher(cfg.device, cfg.site, cfg.broker)
-        self.diag = start_diag(cfg, self.publisher.client, self.publisher.publish, self.clock)
+        self.outbox = Outbox(cfg.state_dir / "buffer.sqlite", self.clock,
+                             max_bytes=cfg.buffer.max_bytes, max_age=cfg.buffer.max_age)
+        self.publisher = MqttPublisher(cfg.device, cfg.site, cfg.broker, self.outbox,
+                                       inflight=cfg.buffer.inflight,
+                                       on_link_up=self._report_drops)
+        self.diag = start_diag(cfg, self.publisher.client,
+                               lambda kind, payload: self.publish(cfg.site, cfg.device, kind,
+                                                                  payload), self.clock)
         self._scheduler: BackgroundScheduler | None = None
+
+    # -- the one way out ---------------------------------------------------------------------
+
+    def publish(self, site: str, device: str, kind: str, payload: bytes,
+                retain: bool = False) -> None:
+        """Queue one encoded message for `fieldwatch/v1/<site>/<device>/<kind>`."""
+        self.outbox.add(site, device, wire.topic(site, device, kind), payload, retain)
+        self.publisher.wake()
+
+    def publish_metrics(self, site: str, device: str, ts: float,
+                        samples: Iterable[wire.Sample]) -> int:
+        """Queue one metrics message with the device's next sequence number; returns it."""
+        samples = list(samples)
+        seq = self.outbox.add_numbered(
+            site, device, wire.topic(site, device, "metrics"),
+            lambda n: wire.encode(wire.Metrics(device=device, site=site, seq=n, ts=ts,
+                                               samples=samples, agent=__version__)))
+        self.publisher.wake()
+        return seq
+
+    # -- jobs --------------------------------------------------------------------------------
 
     def cycle(self) -> None:
         batch = self.poller.poll()
-        msg = wire.Metrics(device=self.cfg.device, site=self.cfg.site, seq=self.seq.next(),
-                           ts=batch.ts, samples=batch.samples, agent=__version__)
-        self.publisher.publish("metrics", wire.encode(msg))
+        batch.samples.append(sample("agent.buffer_queued", self.outbox.count))
+        batch.samples.append(sample("agent.buffer_bytes", self.outbox.bytes))
+        for reason, n in sorted(self.outbox.drops_total().items()):
+            batch.samples.append(sample("agent.buffer_dropped_total", n, reason=reason))
+        self.publish_metrics(self.cfg.site, self.cfg.device, batch.ts, batch.samples)
+
+    def send_inventory(self) -> None:
+        facts = collect_inventory()
+        msg = wire.Inventory(device=self.cfg.device, site=self.cfg.site, ts=self.clock.now(),
+                             facts=facts, agent=__version__)
+        self.publish(self.cfg.site, self.cfg.device, "inventory", wire.encode(msg), retain=True)
+
+    def _report_drops(self) -> None:
+        """Link back: tell the collector what the buffer had to drop while it was away."""
+        def event(d: Drops) -> tuple[str, bytes]:
+            msg = wire.Event(device=d.device, site=d.site, type="agent.buffer_dropped",
+                             ts=self.clock.now(), fields={"count": d.count, "reason": d.reason})
+            return wire.topic(d.site, d.device, "events"), wire.encode(msg)
+
+        for d in self.outbox.report_drops(event):
+            log.warning("the outage buffer dropped %d messages of %s/%s (%s bound); reported",
+                        d.count, d.site, d.device, d.reason)
+
+    # -- lifecycle ---------------------------------------------------------------------------
 
     def publish_as(self, site: str, device: str, kind: str, payload: bytes) -> None:
-        """Publish for another device this agent speaks for (an SNMP target)."""
-        self.publisher.client.publish(wire.topic(site, device, kind), payload, qos=1)
+        """Publish for another device this agent speaks for (an SNMP target), buffered like
+        our own. Metrics are renumbered from the buffer's durable per-device counter, so the
+        collector's gap accounting holds across agent restarts for them too."""
+        if kind == "metrics":
+            msg = wire.decode(payload)
+            if isinstance(msg, wire.Metrics):
+                self.publish_metrics(site, device, msg.ts, msg.samples)
+                return
+        self.publish(site, device, kind, payload)
 
     def start(self) -> None:
         self.publisher.start()
         if self.snmp is not None:
             self.snmp.start()
         self._scheduler = BackgroundScheduler(daemon=True)
+        now = datetime.now(UTC)
         self._scheduler.add_job(self.cycle, "interval", seconds=self.cfg.interval,
                                 max_instances=1, coalesce=True, id="poll",
-                                next_run_time=datetime.now(UTC))  # first cycle at once
+                                next_run_time=now)  # first cycle at once
+        if self.cfg.inventory.enabled:
+            self._scheduler.add_job(self.send_inventory, "interval",
+                                    seconds=self.cfg.inventory.every, max_instances=1,
+                                    coalesce=True, id="inventory", next_run_time=now)
         self._scheduler.start()
-        log.info("agent %s/%s polling every %ss", self.cfg.site, self.cfg.device,
-                 self.cfg.interval)
+        log.info("agent %s/%s polling every %ss; buffer %s holds %d messages", self.cfg.site,
+                 self.cfg.device, self.cfg.interval, self.outbox.path, self.outbox.count)
 
     def stop(self) -> None:
         if self._scheduler is not None:
@@ -87,6 +136,7 @@ class Agent:
         if self.snmp is not None:
             self.snmp.stop()
         self.publisher.stop()
+        self.outbox.close()
 
     def run(self, stop: threading.Event) -> None:
         self.start()

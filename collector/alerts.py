@@ -51,7 +51,7 @@ def _change(t: Transition, kind: Literal["fire", "repeat", "resolve"]) -> Ticket
     rule = t.rule
     values = {"device": t.device, "site": t.site, "value": t.value, "rule": rule.name,
               "metric": rule.metric, "severity": rule.severity, "reason": t.reason,
-              "type": t.extra.get("type", "")}
+              "type": t.dtype}
     return TicketChange(
         kind=kind, fingerprint=t.fingerprint, rule=rule.name, site=t.site, device=t.device,
         labels=dict(t.labels), severity=rule.severity,

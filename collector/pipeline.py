@@ -14,10 +14,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+import msgspec
 from fieldwatch.collector.alerts import TicketChange, plan
 from fieldwatch.collector.ingest import Received
 from fieldwatch.collector.rules.engine import Engine, EngineState, Transition
 from fieldwatch.collector.rules.model import Silence
+from fieldwatch.collector.sequence import SeqState, observe
 from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.silences import SilenceStore
 from fieldwatch.collector.store.store import BatchWrite, DeviceSeen, RawMessage, Store
@@ -28,18 +30,27 @@ from fieldwatch.clock import Clock
 log = logging.getLogger(__name__)
 
 
-def prepare(items: Sequence[Received], engine: Engine, state: EngineState) -> BatchWrite:
+Sequences = dict[tuple[str, str], SeqState]
+
+
+def prepare(items: Sequence[Received], engine: Engine, state: EngineState,
+            sequences: Sequences | None = None) -> BatchWrite:
     """The store write for a batch (muted alerts left out: see `prepare_all`)."""
-    return prepare_all(items, engine, state)[0]
+    return prepare_all(items, engine, state, sequences)[0]
 
 
 def split_muted(changes: list[TicketChange]) -> tuple[list[TicketChange], list[TicketChange]]:
-    """(ticket changes, muted changes): a silenced or parent-suppressed alert opens no ticket."""
-    return [c for c in changes if not c.muted], [c for c in changes if c.muted]
+    """(ticket changes, muted changes to record): a silenced or parent-suppressed alert opens
+    no ticket; its openings and clearings are recorded, its repeats only counted."""
+    return ([c for c in changes if not c.muted],
+            [c for c in changes if c.muted and c.kind != "repeat"])
 
 
-def prepare_all(items: Sequence[Received], engine: Engine,
-                state: EngineState) -> tuple[BatchWrite, list[TicketChange]]:
+def prepare_all(items: Sequence[Received], engine: Engine, state: EngineState,
+                sequences: Sequences | None = None) -> tuple[BatchWrite, list[TicketChange]]:
+    """`sequences` (per device, kept by the caller across batches) drops duplicate metrics
+    messages and accounts for gaps; rules see that as `agent.samples_missing` etc."""
+    sequences = {} if sequences is None else sequences
     batch = BatchWrite()
     transitions: list[Transition] = []
     for item in items:
@@ -51,13 +62,19 @@ def prepare_all(items: Sequence[Received], engine: Engine,
                                                   item.received_at)
         seen.last = max(seen.last, item.received_at)
         seen.count += 1
-        engine.observe(state, msg, item.received_at, transitions)
         if isinstance(msg, wire.Metrics):
-            seen.last_seq = msg.seq if seen.last_seq is None else max(seen.last_seq, msg.seq)
+            seen.seq = sequences.setdefault(key, SeqState())
+            if observe(seen.seq, msg.seq, msg.ts) == "duplicate":
+                continue
+            engine.observe(state, _with_accounting(msg, seen.seq), item.received_at,
+                           transitions)
+            seen.last_seq = seen.seq.last
             seen.agent = msg.agent
             batch.raw.append(RawMessage(msg.site, msg.device, "metrics", msg.seq, msg.ts,
                                         item.received_at, item.payload))
-        elif isinstance(msg, wire.Status):
+            continue
+        engine.observe(state, msg, item.received_at, transitions)
+        if isinstance(msg, wire.Status):
             seen.status, seen.status_cause = msg.state, msg.cause
             seen.status_at = msg.ts if msg.ts is not None else item.received_at
         elif isinstance(msg, wire.Inventory):
@@ -67,6 +84,15 @@ def prepare_all(items: Sequence[Received], engine: Engine,
                                         item.received_at, item.payload))
     batch.changes, muted = split_muted(plan(transitions))
     return batch, muted
+
+
+def _with_accounting(msg: wire.Metrics, seq: SeqState) -> wire.Metrics:
+    """The message as rules see it: plus the device's gap accounting as samples (not stored)."""
+    return msgspec.structs.replace(msg, samples=[
+        *msg.samples,
+        wire.Sample("agent.samples_missing", float(seq.missing)),
+        wire.Sample("agent.samples_backfilled_total", float(seq.backfilled)),
+        wire.Sample("agent.duplicates_total", float(seq.duplicates))])
 
 
 class Worker:
@@ -88,6 +114,7 @@ class Worker:
         self.silences = silences
         self.tick_interval, self.silence_refresh = tick_interval, silence_refresh
         self.state = EngineState()
+        self.sequences: Sequences = store.sequence_states()
         self._next_engine: Engine | None = None
         self._runtime_silences: list[Silence] = []
         self._last_tick = -float("inf")
@@ -174,7 +201,7 @@ class Worker:
             self._write(BatchWrite(changes=changes), muted, 0)
 
     def process(self, items: Sequence[Received]) -> None:
-        batch, muted = prepare_all(items, self.engine, self.state)
+        batch, muted = prepare_all(items, self.engine, self.state, self.sequences)
         if self._write(batch, muted, len(items)):
             self.stats.inc("stored_total", n=len(items))
             self.stats.inc("samples_total", n=sum(len(i.message.samples) for i in items

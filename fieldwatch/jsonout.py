@@ -43,5 +43,7 @@ DEVICE_TIMES = ("first_seen", "last_seen", "status_at")
 
 def device_json(row: dict[str, Any]) -> dict[str, Any]:
     out = {k: row.get(k) for k in DEVICE_FIELDS}
+    # sequence accounting: metrics messages missing now, arrived late, dropped as repeats
+    out.update({k: row.get(f"seq_{k}") or 0 for k in ("missing", "backfilled", "duplicates")})
     out.update({k: iso(row.get(k)) for k in DEVICE_TIMES})
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import socket
 import subprocess
@@ -41,6 +42,9 @@ class Mosquitto:
             f"persistence {'true' if persistence else 'false'}\n"
             f"persistence_location {self.dir}/\n"
             "max_queued_messages 100000\n"
+            # run as whoever runs the tests: as root, Mosquitto would switch to its own user,
+            # which cannot write the persistence file into this private directory
+            f"user {getpass.getuser()}\n"
             "max_inflight_messages 100\n"
             "log_dest stderr\nlog_type error\nlog_type warning\n" + extra)
         self.proc: subprocess.Popen[bytes] | None = None

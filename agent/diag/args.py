@@ -34,7 +34,7 @@ def host(name: str, value: Any) -> str:
         return str(ipaddress.ip_address(value))
     except ValueError:
         pass
-    if not _HOSTNAME.match(value) or any(part.endswith("-") for part in value.split(".")):
+    if not _HOSTNAME.fullmatch(value) or any(part.endswith("-") for part in value.split(".")):
         raise _bad(name, f"{value!r} is not a hostname or IP address")
     return value
 
@@ -43,7 +43,7 @@ def integer(lo: int, hi: int) -> Callable[[str, Any], int]:
     def check(name: str, value: Any) -> int:
         if isinstance(value, bool):
             raise _bad(name, "expected an integer")
-        if isinstance(value, str) and re.fullmatch(r"\d{1,9}", value):
+        if isinstance(value, str) and re.fullmatch(r"[0-9]{1,9}", value):
             value = int(value)
         if not isinstance(value, int):
             raise _bad(name, "expected an integer")
@@ -68,7 +68,7 @@ def choice(options: Callable[[], Collection[str]]) -> Callable[[str, Any], str]:
 
 
 def oid(name: str, value: Any) -> str:
-    if not isinstance(value, str) or not _OID.match(value):
+    if not isinstance(value, str) or not _OID.fullmatch(value):
         raise _bad(name, "expected a numeric OID such as 1.3.6.1.2.1.1")
     return value if value.startswith(".") else "." + value
 

@@ -27,6 +27,10 @@ class Argv:
     argv: list[str]
     timeout: float | None = None  # None: the configured default
     ok_codes: frozenset[int] = frozenset({0})
+    # Secrets go in files of a private temporary directory named by an environment variable
+    # (e.g. net-snmp's SNMPCONFPATH), never on the command line where `ps` shows them.
+    private_files: tuple[tuple[str, str], ...] = ()
+    private_dir_env: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,8 +91,8 @@ def build_registry(cfg: DiagConfig) -> dict[str, Check]:
     mgr = functools.partial(_service_manager, cfg)
 
     def ping(v: dict[str, Any]) -> Plan:
-        return Argv([_tool("ping"), "-n", "-c", str(v["count"]), "-W", "2", "--", v["host"]],
-                    ok_codes=frozenset({0}))
+        return Argv([_tool("ping"), "-n", "-c", str(v["count"]), "-i", "0.2", "-W", "2", "--",
+                     v["host"]])
 
     def traceroute(v: dict[str, Any]) -> Plan:
         return Argv([_tool("traceroute"), "-n", "-q", "1", "-w", "2", "-m", str(v["max_hops"]),
@@ -120,9 +124,11 @@ def build_registry(cfg: DiagConfig) -> dict[str, Check]:
     def snmp(tool: str) -> Callable[[dict[str, Any]], Plan]:
         def plan(v: dict[str, Any]) -> Plan:
             n = cfg.snmp_neighbours[v["neighbour"]]
-            return Argv([_tool(tool), "-v", n.version, "-c", n.community().get_secret_value(),
-                         "-On", "-t", str(n.timeout), "-r", "1", f"{a.host('host', n.host)}:"
-                         f"{n.port}", v["oid"]])
+            conf = (f"defVersion {n.version}\n"
+                    f"defCommunity {n.community().get_secret_value()}\n")
+            return Argv([_tool(tool), "-On", "-t", f"{n.timeout:g}", "-r", "1",
+                         f"udp:{a.host('host', n.host)}:{n.port}", v["oid"]],
+                        private_files=(("snmp.conf", conf),), private_dir_env="SNMPCONFPATH")
         return plan
 
     def listing(_v: dict[str, Any]) -> Plan:

@@ -91,7 +91,7 @@ class DiagConfig(Strict):
         import re
 
         for n in names:
-            if not re.match(_NAME, n):
+            if not re.fullmatch(_NAME, n):
                 raise ValueError(f"{n!r} is not a plain unit/service name")
         return names
 

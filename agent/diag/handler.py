@@ -7,6 +7,8 @@ audit line, so the collector and the device's owner both see every attempt.
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 import threading
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from fieldwatch.agent.diag.audit import AuditLog, record
 from fieldwatch.agent.diag.checks import Argv, Check, Unavailable, build_registry
 from fieldwatch.agent.diag.config import DiagConfig
 from fieldwatch.agent.diag.policy import RateLimiter, consent
-from fieldwatch.agent.diag.runner import Outcome, run_argv, run_call
+from fieldwatch.agent.diag.runner import SAFE_ENV, Outcome, run_argv, run_call
 from fieldwatch.agent.diag.verify import NonceStore, Verifier
 
 from fieldwatch import signing, wire
@@ -121,7 +123,15 @@ class DiagHandler:
         if isinstance(plan, Argv):
             # an operator's command may set its own timeout; everything else gets the default
             timeout = plan.timeout if plan.timeout is not None else self.cfg.timeout
-            return run_argv(plan.argv, timeout, self.cfg.max_output), plan.ok_codes
+            if not plan.private_files:
+                return run_argv(plan.argv, timeout, self.cfg.max_output), plan.ok_codes
+            with tempfile.TemporaryDirectory(prefix="fieldwatch-diag-") as tmp:
+                for name, text in plan.private_files:
+                    fd = os.open(os.path.join(tmp, name), os.O_WRONLY | os.O_CREAT, 0o600)
+                    with os.fdopen(fd, "w") as f:
+                        f.write(text)
+                env = {**SAFE_ENV, plan.private_dir_env or "FIELDWATCH_PRIVATE": tmp}
+                return run_argv(plan.argv, timeout, self.cfg.max_output, env), plan.ok_codes
         return run_call(plan.fn, self.cfg.timeout, self.cfg.max_output), frozenset({0})
 
     def _result(self, id_: str, check: str, ticket: int | None, status: str, now: float,

@@ -20,6 +20,7 @@ from pysnmp.entity.engine import SnmpEngine
 from pysnmp.entity.rfc3413 import cmdgen
 from pysnmp.hlapi.v3arch.asyncio import (
     CommunityData,
+    Udp6TransportTarget,
     UdpTransportTarget,
     UsmUserData,
 )
@@ -107,10 +108,12 @@ class SnmpClient:
         self._slots = asyncio.Semaphore(concurrency)
 
     async def session(self, target: SnmpTarget, timeout: float, retries: int) -> Session:
-        """Configure `target` once; raises SourceError if its address does not resolve."""
+        """Configure `target` once; raises SourceError if its address does not resolve.
+        Costs a few ms of pysnmp MIB-table writes per target, once (not per poll)."""
+        kind = Udp6TransportTarget if ":" in target.host else UdpTransportTarget
         try:
-            transport = await UdpTransportTarget.create((target.host, target.port),
-                                                        timeout=timeout, retries=retries)
+            transport = await kind.create((target.host.strip("[]"), target.port),
+                                          timeout=timeout, retries=retries)
         except Exception as exc:  # noqa: BLE001 - pysnmp wraps resolver errors variously
             raise SourceError(f"cannot resolve {target.host}: {exc}") from None
         auth = auth_data(target)
@@ -145,6 +148,7 @@ class Session:
         self.client, self.engine, self.target, self.addr = client, engine, target, addr
         self.timeout, self.retries = timeout, retries
         self.requests = 0
+        self._rows: dict[tuple[Oid, ...], int] = {}  # rows last seen per column set
 
     async def _request(self, send: Any, *args: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -168,22 +172,41 @@ class Session:
                 out[name.asTuple()] = None if isinstance(value, _MISSING) else decode(value)
         return out
 
-    async def bulk(self, oids: Sequence[Oid], repetitions: int) -> list[tuple[Oid, Any]]:
-        """One GETBULK (non-repeaters 0): rows of len(oids) raw varbinds, in wire order."""
+    async def bulk(self, oids: Sequence[Oid], repetitions: int,
+                   non_repeaters: int = 0) -> list[tuple[Oid, Any]]:
+        """One GETBULK: `non_repeaters` single successors, then rows of the rest, wire order."""
         vbs = [(rfc1902.ObjectName(o), _NULL) for o in oids]
-        got = await self._request(self.client._bulk.send_varbinds, 0, repetitions, vbs)
+        got = await self._request(self.client._bulk.send_varbinds, non_repeaters, repetitions,
+                                  vbs)
         return [(name.asTuple(), value) for name, value in got]
 
-    async def walk_columns(self, columns: Sequence[Oid],
-                           max_repetitions: int) -> dict[Oid, Column]:
-        """Walk several table columns at once with GETBULK; index suffix → value per column."""
+    async def fetch(self, scalars: Sequence[Oid], columns: Sequence[Oid],
+                    max_repetitions: int) -> tuple[dict[Oid, Value], dict[Oid, Column]]:
+        """Scalars and table columns in as few requests as possible: `x.0` scalars ride in the
+        first GETBULK as non-repeaters (GETNEXT of `x`); usually one request per poll."""
+        nexts = [s for s in scalars if s[-1] == 0 and len(s) > 1] if columns else []
+        others = [s for s in scalars if s not in set(nexts)]
+        if len(nexts) > MAX_GET:
+            others, nexts = list(scalars), []
+        values: dict[Oid, Value] = await self.get(others) if others else {}
         out: dict[Oid, dict[Oid, Value]] = {c: {} for c in columns}
         cursor = {c: c for c in columns}
         active = list(columns)
-        rows = 0
+        key = tuple(columns)
+        hint = self._rows.get(key)
+        total = 0
         while active:
             reps = max(1, max_repetitions // len(active))
-            got = await self.bulk([cursor[c] for c in active], reps)
+            if hint is not None:  # last poll's row count: ask for just past the end
+                reps, hint = min(reps, hint + 1), None
+            got = await self.bulk([s[:-1] for s in nexts] + [cursor[c] for c in active], reps,
+                                  non_repeaters=len(nexts))
+            if nexts:
+                for want, (oid, value) in zip(nexts, got, strict=False):
+                    values[want] = (decode(value) if oid == want
+                                    and not isinstance(value, _MISSING) else None)
+                got = got[len(nexts):]
+                nexts = []
             finished: set[Oid] = set()
             for i, (oid, value) in enumerate(got):
                 col = active[i % len(active)]
@@ -198,11 +221,18 @@ class Session:
                     out[col][oid[n:]] = decode(value)
             if not got:
                 break
-            rows += len(got)
+            total += len(got)
             active = [c for c in active if c not in finished]
-            if rows > MAX_ROWS:
+            if total > MAX_ROWS:
                 raise SourceError(f"walk stopped after {MAX_ROWS} values (agent loops?)")
-        return out
+        if columns:
+            self._rows[key] = max((len(v) for v in out.values()), default=0)
+        return values, out
+
+    async def walk_columns(self, columns: Sequence[Oid],
+                           max_repetitions: int) -> dict[Oid, Column]:
+        """Walk several table columns at once with GETBULK; index suffix → value per column."""
+        return (await self.fetch((), columns, max_repetitions))[1]
 
     async def walk(self, root: Oid, max_repetitions: int) -> list[tuple[Oid, Value]]:
         """Every OID under `root`, in order (for `fieldwatch snmp walk` and the benchmark)."""

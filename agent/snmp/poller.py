@@ -90,9 +90,8 @@ class SnmpPoller:
         try:
             if st.session is None:
                 st.session = await self.client.session(st.target, st.timeout, st.retries)
-            scalars = await st.session.get(st.scalar_oids) if st.scalar_oids else {}
-            columns = (await st.session.walk_columns(st.column_oids, self.cfg.max_repetitions)
-                       if st.column_oids else {})
+            scalars, columns = await st.session.fetch(st.scalar_oids, st.column_oids,
+                                                      self.cfg.max_repetitions)
         except SourceError as exc:
             return PollResult(st.target.device, st.site, ts,
                               [wire.Sample(name="snmp.up", value=0.0, labels=labels)],

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from fieldwatch.collector.rules.anomaly import Baseline
@@ -29,6 +29,7 @@ from fieldwatch import wire
 __all__ = ["AlertState", "Engine", "EngineState", "Transition", "fingerprint"]
 
 INF = math.inf
+SNMP_UP = "snmp.up"
 SWEEP_EVERY = 600.0  # seconds of collector time between sweeps of stale series
 SERIES_TTL = 3600.0  # a series silent this long (and twice its window) is forgotten
 
@@ -55,17 +56,20 @@ class Transition:
     suppressed_by: str | None = None
     parent: str | None = None
     reason: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    dtype: str = ""  # the device's type, for the {type} placeholder
 
 
 class _Entry:
     """Everything the engine does with one metric name, decided at load."""
 
-    __slots__ = ("rules", "absent", "lo", "hi", "window")
+    __slots__ = ("rules", "absent", "presence", "special", "lo", "hi", "window")
 
-    def __init__(self, rules: tuple[Rule, ...], absent: tuple[Rule, ...]) -> None:
+    def __init__(self, rules: tuple[Rule, ...], absent: tuple[Rule, ...],
+                 presence: bool = False) -> None:
         self.rules = rules
         self.absent = absent
+        self.presence = presence  # `snmp.up`: the SNMP poller's word on reachability
+        self.special = bool(absent) or presence
         self.window = max((r.window for r in rules), default=0.0)
         quiet = [r.quiet for r in rules]
         if rules and all(q is not None for q in quiet):
@@ -113,6 +117,10 @@ class Engine:
                          tuple(r for r in rs if r.kind == "absent"))
             for name, rs in metric_rules.items()}
         self._device_rules = tuple(r for r in ruleset.rules if r.kind in ("offline", "absent"))
+        if any(r.kind == "offline" for r in ruleset.rules):
+            up = self._by_metric.get(SNMP_UP)
+            self._by_metric[SNMP_UP] = _Entry(up.rules if up else (), up.absent if up else (),
+                                              presence=True)
         self._event_rules = tuple(r for r in ruleset.rules if r.kind == "event")
         self.ctx = EvalCtx()
         self._empty = Series()  # the shared placeholder for series no rule reads
@@ -183,7 +191,8 @@ class Engine:
             del recent[next(iter(recent))]
         if rx > dev.last_rx:
             dev.last_rx = rx
-        if dev.status == "offline" and msg.ts > dev.status_at:
+        if dev.status == "offline" and msg.ts > dev.status_at \
+                and dev.status_cause != "unreachable":  # the poller speaks, not the device
             dev.status, dev.status_cause, dev.status_at = "online", "data", msg.ts
             self._check_device(st, dev, rx, out)
         by_metric = self._by_metric
@@ -194,11 +203,25 @@ class Engine:
             if e is None:
                 continue
             v = s.value
-            if e.absent:
-                self._seen_metric(dev, e, s.labels, rx)
+            if e.special:
+                if e.absent:
+                    self._seen_metric(dev, e, s.labels, rx)
+                if e.presence:
+                    self._snmp_up(st, dev, v, mts if s.ts is None else s.ts, rx, out)
             if e.lo < v < e.hi and s.name not in hot:
                 continue
             self._sample(st, dev, e, s, v, mts if s.ts is None else s.ts, out)
+
+    def _snmp_up(self, st: EngineState, dev: DeviceState, v: float, ts: float, rx: float,
+                 out: list[Transition]) -> None:
+        """An SNMP device is down when its poller says it does not answer (`snmp.up` 0)."""
+        if v == 0 and dev.status != "offline" and ts >= dev.status_at:
+            dev.status, dev.status_cause, dev.status_at = "offline", "unreachable", ts
+            self._check_device(st, dev, rx, out)
+        elif v != 0 and dev.status == "offline" and dev.status_cause == "unreachable" \
+                and ts > dev.status_at:
+            dev.status, dev.status_cause, dev.status_at = "online", "reachable", ts
+            self._check_device(st, dev, rx, out)
 
     def _seen_metric(self, dev: DeviceState, e: _Entry, labels: Mapping[str, str],
                      rx: float) -> None:
@@ -387,7 +410,8 @@ class Engine:
     def _t(self, kind: Literal["firing", "update", "resolved"], a: AlertState, rule: Rule,
            ts: float, count: int = 1) -> Transition:
         return Transition(kind, rule, a.site, a.device, a.labels, a.fingerprint, a.value, ts,
-                          count, a.flapping, a.silenced, a.suppressed_by, a.parent, a.reason)
+                          count, a.flapping, a.silenced, a.suppressed_by, a.parent, a.reason,
+                          a.dev.dtype if a.dev is not None else "")
 
     def _silence(self, a: AlertState, rule: Rule, ts: float) -> str | None:
         if not self.silences:
@@ -594,6 +618,10 @@ class Engine:
         """Carry state over from the engine this one replaces: alerts of rules that still exist
         are kept (pending ones restart when the rule changed), others are dropped. Returns the
         number dropped."""
+        for dev in st.devices.values():  # types and parents from the new files win
+            info = self._info(dev.site, dev.device)
+            if info is not None:
+                dev.dtype, dev.parent = info.type, info.parent
         dropped = 0
         for a in list(st.alerts.values()):
             rule = self.rules.get(a.rule)

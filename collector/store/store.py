@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from fieldwatch.collector.alerts import TicketChange
+from fieldwatch.collector.sequence import SeqState
 from fieldwatch.collector.store.schema import (
     OPEN_STATES,
     devices,
@@ -44,6 +45,7 @@ class DeviceSeen:
     status_cause: str = ""
     status_at: float | None = None
     inventory: dict[str, Any] | None = None
+    seq: SeqState | None = None  # this device's sequence accounting after the batch
 
 
 @dataclass
@@ -62,6 +64,9 @@ class BatchWrite:
     raw: list[RawMessage] = field(default_factory=list)
     devices: dict[tuple[str, str], DeviceSeen] = field(default_factory=dict)
     changes: list[TicketChange] = field(default_factory=list)
+
+
+_SEQ_COLUMNS = ("seq_missing", "seq_backfilled", "seq_duplicates", "seq_gaps")
 
 
 class Store:
@@ -110,11 +115,13 @@ class Store:
                                     else_=ex.status_cause),
             "status_at": sa.func.coalesce(ex.status_at, devices.c.status_at),
             "inventory": sa.func.coalesce(ex.inventory, devices.c.inventory),
+            **{c: sa.func.coalesce(getattr(ex, c), getattr(devices.c, c)) for c in _SEQ_COLUMNS},
         })
         rows = [{"site": d.site, "device": d.device, "first_seen": d.first, "last_seen": d.last,
                  "messages_total": d.count, "last_seq": d.last_seq, "agent": d.agent,
                  "status": d.status or "unknown", "status_cause": d.status_cause,
-                 "status_at": d.status_at, "inventory": d.inventory}
+                 "status_at": d.status_at, "inventory": d.inventory,
+                 **(d.seq.as_columns() if d.seq else dict.fromkeys(_SEQ_COLUMNS))}
                 # one lock order for every collector: no deadlocks between concurrent batches
                 for d in sorted(seen, key=lambda d: (d.site, d.device))]
         conn.execute(stmt, rows)
@@ -453,6 +460,14 @@ class Store:
             tickets.c.id.desc()).limit(limit)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
+
+    def sequence_states(self) -> dict[tuple[str, str], SeqState]:
+        """Every device's sequence accounting, for a collector (re)starting."""
+        q = sa.select(devices.c.site, devices.c.device, devices.c.last_seq, devices.c.last_seen,
+                      *(getattr(devices.c, c) for c in _SEQ_COLUMNS))
+        with self.engine.connect() as conn:
+            return {(r.site, r.device): SeqState.from_columns(dict(r._mapping))
+                    for r in conn.execute(q)}
 
     def list_devices(self) -> list[dict[str, Any]]:
         q = sa.select(devices).order_by(devices.c.site, devices.c.device)

@@ -25,12 +25,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def list_devices(args: argparse.Namespace) -> int:
-    rows = [device_json(d) for d in open_store(args).list_devices()]
+    store = open_store(args)
+    try:
+        rows = [device_json(d) for d in store.list_devices()]
+    finally:
+        store.engine.dispose()
     if args.json:
         print_json(rows)
     else:
         print_table(rows, ["site", "device", "status", "last_seen", "last_seq",
-                           "messages_total"])
+                           "messages_total", "missing", "backfilled"])
     return 0
 
 

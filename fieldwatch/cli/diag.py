@@ -46,9 +46,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
-                   help="collector config: broker, database and diag.private_key")
+    p.add_argument("--config", type=Path, help="collector config: broker, database and "
+                   f"diag.private_key (default {DEFAULT_CONFIG}; without it: `fieldwatch up`'s "
+                   "data directory and key, broker on 127.0.0.1)")
     p.add_argument("--db", metavar="URL", help="override the config's database")
+    p.add_argument("--data", type=Path, metavar="DIR",
+                   help="`fieldwatch up` data directory (default ./fieldwatch-data)")
+    p.add_argument("--mqtt-port", type=int, help="broker port when no config is used")
     p.add_argument("--timeout", type=parse_duration, default=60.0, help="wait this long")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -80,7 +84,20 @@ def _collector(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from fieldwatch.collector.store.db import db_url, open_engine
     from fieldwatch.config import load_config
 
-    cfg = load_config(CollectorConfig, args.config)
+    path = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
+    if path is not None:
+        cfg = load_config(CollectorConfig, path)
+    else:  # next to `fieldwatch up`: its data directory, its key, its broker
+        from fieldwatch.collector.diag.config import CollectorDiagConfig
+        from fieldwatch.collector.diag.local import KEY_NAME
+        from fieldwatch.config import BrokerConfig
+
+        data = Path(getattr(args, "data", None) or "fieldwatch-data").resolve()
+        key = data / "keys" / f"{KEY_NAME}.key"
+        cfg = CollectorConfig(
+            db=f"sqlite:///{data / 'fieldwatch.db'}",
+            broker=BrokerConfig(port=getattr(args, "mqtt_port", None) or 1883),
+            diag=CollectorDiagConfig(private_key=key if key.exists() else None))
     return cfg, DiagStore(open_engine(db_url(args.db or cfg.db)))
 
 
@@ -177,7 +194,7 @@ def onsite(args: argparse.Namespace) -> int:
     from fieldwatch.collector.diag.onsite import checklist
 
     metrics: dict[str, str] = {}
-    if args.config:
+    if args.config:  # its rules name the metric to look at
         from fieldwatch.collector.rules.loader import load_rules
 
         cfg, store = _collector(args)

@@ -50,6 +50,7 @@ def run_up(args: argparse.Namespace) -> int:
     from fieldwatch.agent.daemon import Agent
     from fieldwatch.broker import EmbeddedBroker
     from fieldwatch.collector.api import HttpServer, make_app
+    from fieldwatch.collector.diag.local import with_local_keys
     from fieldwatch.collector.service import Collector
     from fieldwatch.collector.tickets.config import ensure_token_file
     from fieldwatch.mqtt import broker_answers
@@ -71,8 +72,9 @@ def run_up(args: argparse.Namespace) -> int:
     else:
         print(f"fieldwatch: using the MQTT broker already on 127.0.0.1:{mqtt_port}", flush=True)
     link = BrokerConfig(host="127.0.0.1", port=mqtt_port)
+    ccfg, acfg = with_local_keys(data, cfg.collector, cfg.agent)  # diagnostics work out of the box
 
-    collector = Collector(cfg.collector.model_copy(update={
+    collector = Collector(ccfg.model_copy(update={
         "broker": link, "rules": rules, "db": f"sqlite:///{data / 'fieldwatch.db'}",
         # stable per data dir: the broker keeps this session's messages across restarts
         "client_id": "fieldwatch-up-" + hashlib.sha1(str(data).encode()).hexdigest()[:10]}))
@@ -83,7 +85,7 @@ def run_up(args: argparse.Namespace) -> int:
         desk_cfg = desk_cfg.model_copy(update={"api_token_file": token_file})
     http = HttpServer(make_app(collector.desk, collector.stats, collector.health,
                                desk_cfg.api_tokens), port=http_port)
-    agent = Agent(cfg.agent.model_copy(update={"broker": link, "state_dir": data / "agent"}))
+    agent = Agent(acfg.model_copy(update={"broker": link, "state_dir": data / "agent"}))
     collector.start()
     http.start()
     agent.start()

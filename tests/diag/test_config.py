@@ -30,6 +30,7 @@ def test_the_commented_example_validates() -> None:
     ({"commands": {"ping": {"argv": ["/bin/true"]}}}, "shadow"),
     ({"commands": {"x": {"argv": ["rm"]}}}, "absolute path"),
     ({"services": ["nginx; reboot"]}, "plain unit"),
+    ({"services": ["nginx\n"]}, "plain unit"),
     ({"spools": {"all": "/"}}, "other than /"),
 ])
 def test_unsafe_configs_are_refused(cfg: dict[str, object], message: str) -> None:

@@ -258,3 +258,34 @@ def test_cli_list_run_approve_timeout_cap_and_onsite(tmp_path: Path,
         assert agent.stop() == 0
         assert collector.stop() == 0
         store.engine.dispose()
+
+
+def test_fieldwatch_up_creates_a_key_and_diag_run_works_next_to_it(tmp_path: Path) -> None:
+    import signal
+
+    data = tmp_path / "data"
+    up = Proc(["up", "--data", str(data), "--mqtt-port", "0", "--http-port", "0"],
+              tmp_path / "up.log")
+    try:
+        port = up.wait_output(r"embedded MQTT broker on 127\.0\.0\.1:(\d+)").group(1)
+        up.wait_output(r"web page and API on")
+        store = DiagStore(open_engine(f"sqlite:///{data / 'fieldwatch.db'}", create=False))
+        [device] = wait_for(lambda: _devices(store), timeout=30, every=0.2)
+        store.engine.dispose()
+        out = cli("diag", "run", device, "top_processes", "n=3", "--data", str(data),
+                  "--mqtt-port", port, "--json", "--config", str(tmp_path / "none.yaml"))
+        assert out.returncode == 2  # an explicit config that does not exist is an error
+        out = cli("diag", "run", device, "top_processes", "n=3", "--data", str(data),
+                  "--mqtt-port", port, "--json")
+        assert out.returncode == 0, out.stderr
+        assert "by CPU" in json.loads(out.stdout)["output"]
+        assert (data / "keys" / "diag-collector.key").stat().st_mode & 0o077 == 0
+    finally:
+        assert up.stop(signal.SIGINT, timeout=10) == 0, up.log.read_text()[-2000:]
+
+
+def _devices(store: DiagStore) -> list[str]:
+    import sqlalchemy as sa
+
+    with store.engine.connect() as conn:
+        return [r[0] for r in conn.execute(sa.text("select device from devices"))]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import sqlite3
 import time
 from pathlib import Path
 
@@ -96,7 +98,8 @@ def test_collector_restart_loses_no_message(
         wait_for(lambda: counter(base, "stored_total") >= 25)
     finally:
         assert agent.stop() == 0
-    last_seq = int((tmp_path / "agent-state" / "seq").read_text())
+    with contextlib.closing(sqlite3.connect(tmp_path / "agent-state" / "buffer.sqlite")) as buf:
+        last_seq = buf.execute("select last from seqs").fetchone()[0]
     engine = open_engine(db, create=False)
     try:
         wait_for(lambda: _seqs(engine)[-1:] == [last_seq], 10)

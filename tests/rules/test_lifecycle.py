@@ -7,6 +7,8 @@ from fieldwatch.collector.rules.engine import Engine, EngineState
 from fieldwatch.collector.rules.loader import ruleset_from_text
 from fieldwatch.collector.rules.model import Silence
 from fieldwatch.collector.rules.selectors import parse_matcher
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fieldwatch import wire
 from fieldwatch.clock import FakeClock
@@ -274,3 +276,66 @@ silences:
     eng, st = Engine(rs), EngineState()
     inside = eng.evaluate(st, [metrics("m", 20, rs.silences[0].starts_at + 1)])
     assert inside[0].silenced == "x.yaml:12"
+
+
+def test_snmp_unreachable_is_device_down_with_its_own_reason(clock: FakeClock) -> None:
+    eng, st = engine(OFFLINE.replace("    no_data_for: 5m\n", "")), EngineState()
+    t = clock.now()
+    eng.evaluate(st, [metrics("snmp.up", 0, t, device="ups")])
+    eng.evaluate(st, [metrics("snmp.up", 0, t + 30, device="ups")])  # poller data ≠ device up
+    [fired] = eng.tick(st, t + 60)
+    assert fired.reason == "device down: not answering SNMP"
+    back = eng.evaluate(st, [metrics("snmp.up", 1, t + 90, device="ups")])
+    assert [x.kind for x in back] == ["resolved"]
+
+
+def test_a_replayed_backlog_neither_fires_twice_nor_clears_a_real_alert() -> None:
+    eng, st = engine(FLAP.replace("flapping: {changes: 4, window: 1h}", "for: 2m")), \
+        EngineState()
+    live = [metrics("m", 20, T0 + i * 60, seq=100 + i) for i in range(4)]
+    fired = eng.evaluate(st, live)
+    assert [x.kind for x in fired if x.kind != "update"] == ["firing"]
+    # QoS 1 redelivers the same messages: dropped by sequence number
+    assert eng.evaluate(st, live) == [] and st.duplicates == 4
+    # an agent's buffered backlog from before arrives late, with normal readings: judged by
+    # its own (older) timestamps, it cannot clear the alert the newer data raised
+    backlog = [metrics("m", 1, T0 - 600 + i * 60, seq=50 + i) for i in range(5)]
+    assert eng.evaluate(st, backlog) == []
+    assert next(iter(st.alerts.values())).state == "firing"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 120), st.floats(0, 100)), min_size=1, max_size=60),
+       st.sampled_from(["0s", "1m"]), st.sampled_from(["0s", "2m"]),
+       st.sampled_from(["false", "{changes: 3, window: 10m}"]))
+def test_alert_transitions_always_follow_the_lifecycle(
+        steps: list[tuple[int, float]], for_: str, keep: str, flapping: str) -> None:
+    """Whatever the readings: per fingerprint, firing (update)* resolved, repeated — never a
+    resolve without a fire, never two fires in a row."""
+    text = f"""
+rules:
+  - name: p
+    metric: m
+    when: value > 50
+    clear: value < 40
+    for: {for_}
+    keep_firing_for: {keep}
+    flapping: {flapping}
+    severity: P2
+    ticket: {{title: t}}
+"""
+    eng, state = engine(text), EngineState()
+    t = T0
+    out = []
+    for gap, v in steps:
+        t += gap
+        out.extend(eng.evaluate(state, [metrics("m", v, t)]))
+    firing = False
+    for tr in out:
+        if tr.kind == "firing":
+            assert not firing
+            firing = True
+        else:
+            assert firing, tr.kind
+            firing = tr.kind != "resolved"
+    assert firing == any(a.state == "firing" for a in state.alerts.values())

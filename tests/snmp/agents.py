@@ -51,9 +51,9 @@ class Snmpd:
         self.port = free_udp_port()
         self.conf = self.dir / "snmpd.conf"
         self.conf.write_text(
-            f"agentAddress udp:127.0.0.1:{self.port}\n"
+            f"agentAddress udp:127.0.0.1:{self.port},udp6:[::1]:{self.port}\n"
             "view all included .1\n"
-            f"rocommunity {COMMUNITY} 127.0.0.1 -V all\n"
+            f"rocommunity {COMMUNITY} 127.0.0.1 -V all\nrocommunity6 {COMMUNITY} ::1 -V all\n"
             f'createUser {V3_USER} SHA "{V3_AUTH}" AES "{V3_PRIV}"\n'
             f"rouser {V3_USER} priv -V all\n"
             "sysName fieldwatch-test\nsysLocation lab\n")

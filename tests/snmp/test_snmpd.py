@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from fieldwatch import wire
 from tests.snmp.agents import COMMUNITY, V3_AUTH, V3_PRIV, V3_USER, Snmpd
@@ -100,9 +101,28 @@ def test_cli_walk_prints_what_the_device_exposes(snmpd: Snmpd) -> None:
     assert v3.stdout == ".1.3.6.1.2.1.1.6.0 = 'lab'\n"
 
 
+def test_cli_walk_uses_a_configured_target(snmpd: Snmpd, tmp_path: Path) -> None:
+    cfg = tmp_path / "agent.yaml"
+    cfg.write_text(f"snmp:\n  targets:\n    - {{device: core-1, host: 127.0.0.1, "
+                   f"port: {snmpd.port}, version: '3', v3: {{user: {V3_USER}, "
+                   f"auth_key: {V3_AUTH}, priv_key: {V3_PRIV}}}}}\n")
+    out = subprocess.run([sys.executable, "-m", "fieldwatch", "snmp", "walk", "core-1",
+                          "1.3.6.1.2.1.1.5", "--config", str(cfg)], capture_output=True,
+                         text=True, check=True, timeout=30)
+    assert out.stdout == ".1.3.6.1.2.1.1.5.0 = 'fieldwatch-test'\n"
+    missing = subprocess.run([sys.executable, "-m", "fieldwatch", "snmp", "walk", "core-2",
+                              "--config", str(cfg)], capture_output=True, text=True, timeout=30)
+    assert missing.returncode == 2 and "no SNMP target with device 'core-2'" in missing.stderr
+
+
 def test_cli_walk_fails_clearly_when_nobody_answers(snmpd: Snmpd) -> None:
     out = subprocess.run([sys.executable, "-m", "fieldwatch", "snmp", "walk",
                           f"127.0.0.1:{snmpd.port}", "-c", "wrong", "--timeout", "200ms",
                           "--retries", "0"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 1
     assert "no response from 127.0.0.1" in out.stderr
+
+
+def test_ipv6_target(snmpd: Snmpd) -> None:
+    (r,), _ = poll_round({"targets": [_v2c(snmpd, host="::1", profiles=["system"])]})
+    assert r.error is None and values(r, "snmp.uptime_seconds")[()] > 0

@@ -10,6 +10,7 @@ import pytest
 from fieldwatch.agent.snmp.config import SnmpConfig
 from fieldwatch.agent.snmp.service import SnmpService
 from fieldwatch.agent.snmp.traps import trap_event
+from fieldwatch.agent.sources.snmp import SnmpHealthSource
 
 from fieldwatch import wire
 from tests.conftest import _require
@@ -118,6 +119,10 @@ def test_unknown_sources_get_a_device_from_their_address_and_are_counted() -> No
         service.stop()
     assert (a.site, a.device, b.device) == ("hq", "snmp-127-0-0-1", "snmp-127-0-0-1")
     assert service.receiver.unknown_sources == {"127.0.0.1": 2}
+    health = {s.name: s.value for s in SnmpHealthSource(service).collect()}
+    assert health == {"snmp.targets": 0, "snmp.targets_up": 0, "snmp.poll_failures_total": 0,
+                      "snmp.traps_received_total": 2, "snmp.traps_unknown_source_total": 2,
+                      "snmp.trap_errors_total": 0}
 
 
 def test_trap_port_in_use_fails_at_start() -> None:
