@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fieldwatch.collector.desks.config import IntegrationsConfig
 from fieldwatch.collector.diag.config import CollectorDiagConfig
 from pydantic import Field
 
@@ -23,3 +24,4 @@ class CollectorConfig(Strict):
     queue_max: int = Field(50_000, gt=0)  # decoded messages waiting; full = backpressure
     keep_raw_for: Duration = 7 * 86400.0  # metric history kept for backtests and audits
     diag: CollectorDiagConfig = CollectorDiagConfig()  # remote diagnostics
+    integrations: IntegrationsConfig = IntegrationsConfig()  # desks, Alertmanager, email

@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 from fieldwatch.collector.config import CollectorConfig
+from fieldwatch.collector.desks.runtime import DeskRuntime
 from fieldwatch.collector.diag.dispatch import RES_TOPIC, diag_dispatcher
 from fieldwatch.collector.ingest import MqttIngest, Received
 from fieldwatch.collector.pipeline import Worker
@@ -48,6 +49,7 @@ class Collector:
                                  handlers={RES_TOPIC: self.diag.on_message} if self.diag else None)
         self.reloader = RuleReloader(cfg.rules, self._apply_rules, self._rules_broken)
         self._old_hup: Any = None
+        self.desks = DeskRuntime(cfg.integrations, self.store.engine, self.clock, self.stats)
 
     def _connected(self) -> bool:
         return self.ingest.connected.is_set()
@@ -62,6 +64,12 @@ class Collector:
     def reload_rules(self) -> bool | None:
         """Check the rule files now (None: unchanged, True: reloaded, False: broken)."""
         return self.reloader.check()
+
+    def integration_routes(self) -> list[object]:
+        """Alertmanager in and the outbox API, for the HTTP app."""
+        from fieldwatch.collector.desks.routes import routes
+
+        return list(routes(self.store, self.cfg.integrations, self.clock, self.stats))
 
     def health(self) -> dict[str, object]:
         err = self.reloader.error
@@ -83,6 +91,7 @@ class Collector:
         self.worker.start()
         if self.diag is not None:
             self.diag.start()
+        self.desks.start()
         self.ingest.start()
         self.reloader.start()
 
@@ -96,4 +105,5 @@ class Collector:
         self.worker.stop()
         if self.diag is not None:
             self.diag.stop()
+        self.desks.stop()
         self.store.engine.dispose()

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from fieldwatch.collector import outbox
 from fieldwatch.collector.alerts import TicketChange
 from fieldwatch.collector.sequence import SeqState
 from fieldwatch.collector.store.schema import (
@@ -156,8 +157,11 @@ class Store:
 
     def _event(self, conn: sa.Connection, ticket_id: int, at: float, actor: str, kind: str,
                reason: str, data: dict[str, Any] | None = None) -> None:
-        conn.execute(ticket_events.insert().values(ticket_id=ticket_id, at=at, actor=actor,
-                                                   kind=kind, reason=reason, data=data))
+        result = conn.execute(ticket_events.insert().values(
+            ticket_id=ticket_id, at=at, actor=actor, kind=kind, reason=reason, data=data))
+        # same transaction: the desks hear of this change exactly when it commits
+        outbox.record(conn, ticket_id, result.inserted_primary_key[0], at, actor, kind, reason,
+                      data)
 
     # -- reading ------------------------------------------------------------------------------
 

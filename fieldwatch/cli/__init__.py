@@ -12,10 +12,21 @@ import sys
 from collections.abc import Sequence
 
 from fieldwatch import __version__
-from fieldwatch.cli import agent, collector, devices, diag, rules, silences, snmp, tickets, up
+from fieldwatch.cli import (
+    agent,
+    collector,
+    devices,
+    diag,
+    outbox,
+    rules,
+    silences,
+    snmp,
+    tickets,
+    up,
+)
 from fieldwatch.errors import ConfigError, FieldwatchError, LocatedError
 
-GROUPS = (up, agent, collector, tickets, devices, rules, diag, snmp, silences)
+GROUPS = (up, agent, collector, tickets, devices, rules, diag, snmp, silences, outbox)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -50,6 +50,7 @@ def run_up(args: argparse.Namespace) -> int:
     from fieldwatch.agent.daemon import Agent
     from fieldwatch.broker import EmbeddedBroker
     from fieldwatch.collector.api import HttpServer, make_app
+    from fieldwatch.collector.desks.routes import add_routes
     from fieldwatch.collector.diag.local import with_local_keys
     from fieldwatch.collector.service import Collector
     from fieldwatch.mqtt import broker_answers
@@ -77,7 +78,9 @@ def run_up(args: argparse.Namespace) -> int:
         "broker": link, "rules": rules, "db": f"sqlite:///{data / 'fieldwatch.db'}",
         # stable per data dir: the broker keeps this session's messages across restarts
         "client_id": "fieldwatch-up-" + hashlib.sha1(str(data).encode()).hexdigest()[:10]}))
-    http = HttpServer(make_app(collector.store, collector.stats, collector.health), port=http_port)
+    app = make_app(collector.store, collector.stats, collector.health)
+    add_routes(app, collector.integration_routes())  # type: ignore[arg-type]
+    http = HttpServer(app, port=http_port)
     agent = Agent(acfg.model_copy(update={"broker": link, "state_dir": data / "agent"}))
     collector.start()
     http.start()
