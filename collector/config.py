@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fieldwatch.collector.desks.config import IntegrationsConfig
 from fieldwatch.collector.diag.config import CollectorDiagConfig
 from fieldwatch.collector.tickets.config import DeskConfig
 from pydantic import Field
@@ -25,3 +26,4 @@ class CollectorConfig(Strict):
     keep_raw_for: Duration = 7 * 86400.0  # metric history kept for backtests and audits
     desk: DeskConfig = DeskConfig()  # service desk: SLA, teams, escalation webhook, API tokens
     diag: CollectorDiagConfig = CollectorDiagConfig()  # remote diagnostics
+    integrations: IntegrationsConfig = IntegrationsConfig()  # desks, Alertmanager, email

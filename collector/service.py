@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 from fieldwatch.collector.config import CollectorConfig
+from fieldwatch.collector.desks.runtime import DeskRuntime
 from fieldwatch.collector.diag.dispatch import RES_TOPIC, diag_dispatcher
 from fieldwatch.collector.ingest import MqttIngest, Received
 from fieldwatch.collector.notifier import WebhookNotifier
@@ -92,6 +93,7 @@ class Collector:
                                  handlers={RES_TOPIC: self.diag.on_message} if self.diag else None)
         self.reloader = RuleReloader(cfg.rules, self._apply_rules, self._rules_broken)
         self._old_hup: Any = None
+        self.desks = DeskRuntime(cfg.integrations, self.store.engine, self.clock, self.stats)
 
     def _connected(self) -> bool:
         return self.ingest.connected.is_set()
@@ -106,6 +108,12 @@ class Collector:
     def reload_rules(self) -> bool | None:
         """Check the rule files now (None: unchanged, True: reloaded, False: broken)."""
         return self.reloader.check()
+
+    def integration_routes(self) -> list[object]:
+        """Alertmanager in and the outbox API, for the HTTP app."""
+        from fieldwatch.collector.desks.routes import routes
+
+        return list(routes(self.store, self.cfg.integrations, self.clock, self.stats))
 
     def health(self) -> dict[str, object]:
         err = self.reloader.error
@@ -127,6 +135,7 @@ class Collector:
         self.worker.start()
         if self.diag is not None:
             self.diag.start()
+        self.desks.start()
         self.ingest.start()
         self.reloader.start()
         self.ticker.start()
@@ -142,5 +151,6 @@ class Collector:
         self.worker.stop()
         if self.diag is not None:
             self.diag.stop()
+        self.desks.stop()
         self.http.close()
         self.store.engine.dispose()

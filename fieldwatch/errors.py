@@ -80,9 +80,13 @@ class DeskError(FieldwatchError):
 class DeskUnavailable(DeskError):
     """The desk may take it later: retry with backoff."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, retry_after: float | None = None,
+                 unclear: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        # True when the request may have reached the desk (timeout after sending, 5xx): the
+        # next attempt looks the ticket up before creating anything.
+        self.unclear = unclear
 
 
 class DeskRejected(DeskError):

@@ -156,3 +156,59 @@ muted_alerts = sa.Table(
     sa.Index("ix_muted_alerts_fingerprint", "fingerprint"),
     sa.Index("ix_muted_alerts_suppressed_by", "suppressed_by"),
 )
+
+# -- external desks (collector/outbox.py) -----------------------------------------------------
+# One row per (ticket change, desk), written in the transaction of the change; the worker
+# delivers the oldest pending row of each ticket and marks it delivered or dead.
+outbox = sa.Table(
+    "outbox", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("desk", sa.String(64), nullable=False),
+    sa.Column("ticket_id", sa.Integer, nullable=False),
+    sa.Column("change_key", sa.String(128), nullable=False),  # idempotency key
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),  # {"ticket": snapshot, "event": {...}}
+    sa.Column("state", sa.String(12), nullable=False),  # pending | delivered | dead
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("next_at", sa.Float, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("sending_since", sa.Float),  # set before a send; left set by a crash
+    sa.Column("unclear", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("delivered_at", sa.Float),
+    sa.Column("last_error", sa.Text, nullable=False, server_default=""),
+    sa.Column("receipt", sa.JSON),
+    sa.Index("ix_outbox_queue", "desk", "state", "ticket_id", "id"),
+    sa.Index("ix_outbox_state", "state", "id"),
+)
+
+# The desks this database delivers to (registered by the collector that runs them), so a
+# change recorded by any process — the CLI included — fans out to every desk.
+outbox_desks = sa.Table(
+    "outbox_desks", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("actions", sa.JSON, nullable=False),
+    sa.Column("teams", sa.JSON, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("instance", sa.String(32), nullable=False),
+    sa.Column("registered_at", sa.Float, nullable=False),
+)
+
+# The external desk's id for a fieldwatch ticket: updates, resolution and reopen go there.
+desk_links = sa.Table(
+    "desk_links", metadata,
+    sa.Column("ticket_id", sa.Integer, primary_key=True),
+    sa.Column("desk", sa.String(64), primary_key=True),
+    sa.Column("external_id", sa.String(255), nullable=False),
+    sa.Column("url", sa.Text),
+    sa.Column("linked_at", sa.Float, nullable=False),
+)
+
+# Alertmanager notifications already applied: (fingerprint, startsAt, status) — HA pairs and
+# retries deliver the same one more than once.
+alertmanager_seen = sa.Table(
+    "alertmanager_seen", metadata,
+    sa.Column("fingerprint", sa.String(64), primary_key=True),
+    sa.Column("starts_at", sa.String(40), primary_key=True),
+    sa.Column("status", sa.String(16), primary_key=True),
+    sa.Column("seen_at", sa.Float, nullable=False, index=True),
+)

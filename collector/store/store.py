@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from fieldwatch.collector import outbox
 from fieldwatch.collector.alerts import TicketChange
 from fieldwatch.collector.sequence import SeqState
 from fieldwatch.collector.store.schema import (
@@ -344,8 +345,14 @@ class Store:
         Whatever must accompany every recorded change atomically (e.g. a durable outbox row
         for external desks) belongs here, so no path can skip it.
         """
-        if rows:
-            conn.execute(ticket_events.insert(), rows)
+        if not rows:
+            return
+        ids = conn.execute(ticket_events.insert().returning(
+            ticket_events.c.id, sort_by_parameter_order=True), rows).scalars().all()
+        for r, event_id in zip(rows, ids, strict=True):
+            # same transaction: the desks hear of this change exactly when it commits
+            outbox.record(conn, r["ticket_id"], event_id, r["at"], r["actor"], r["kind"],
+                          r["reason"], r["data"])
 
     def add_event(self, ticket_id: int, at: float, actor: str, kind: str, reason: str,
                   data: dict[str, Any] | None = None, conn: sa.Connection | None = None) -> None:

@@ -17,6 +17,7 @@ from fieldwatch.cli import (
     collector,
     devices,
     diag,
+    outbox,
     report,
     rules,
     silences,
@@ -26,7 +27,7 @@ from fieldwatch.cli import (
 )
 from fieldwatch.errors import ConfigError, FieldwatchError, LocatedError
 
-GROUPS = (up, agent, collector, tickets, devices, rules, diag, snmp, silences, report)
+GROUPS = (up, agent, collector, tickets, devices, rules, diag, snmp, silences, outbox, report)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run_collector(args: argparse.Namespace) -> int:
     from fieldwatch.collector.api import HttpServer, make_app
     from fieldwatch.collector.config import CollectorConfig
+    from fieldwatch.collector.desks.routes import add_routes
     from fieldwatch.collector.service import Collector
     from fieldwatch.config import load_config
 
@@ -34,6 +35,7 @@ def run_collector(args: argparse.Namespace) -> int:
     if args.http_port is not None:
         app = make_app(collector.desk, collector.stats, collector.health,
                        cfg.desk.api_tokens)
+        add_routes(app, collector.integration_routes())  # type: ignore[arg-type]
         http = HttpServer(app, port=args.http_port)
         http.start()
         print(f"fieldwatch collector: HTTP API on http://{http.host}:{http.port}/", flush=True)

@@ -50,6 +50,7 @@ def run_up(args: argparse.Namespace) -> int:
     from fieldwatch.agent.daemon import Agent
     from fieldwatch.broker import EmbeddedBroker
     from fieldwatch.collector.api import HttpServer, make_app
+    from fieldwatch.collector.desks.routes import add_routes
     from fieldwatch.collector.diag.local import with_local_keys
     from fieldwatch.collector.service import Collector
     from fieldwatch.collector.tickets.config import ensure_token_file
@@ -83,8 +84,9 @@ def run_up(args: argparse.Namespace) -> int:
     desk_cfg = collector.cfg.desk
     if desk_cfg.api_token_file is None:
         desk_cfg = desk_cfg.model_copy(update={"api_token_file": token_file})
-    http = HttpServer(make_app(collector.desk, collector.stats, collector.health,
-                               desk_cfg.api_tokens), port=http_port)
+    app = make_app(collector.desk, collector.stats, collector.health, desk_cfg.api_tokens)
+    add_routes(app, collector.integration_routes())  # type: ignore[arg-type]
+    http = HttpServer(app, port=http_port)
     agent = Agent(acfg.model_copy(update={"broker": link, "state_dir": data / "agent"}))
     collector.start()
     http.start()

@@ -1,0 +1,36 @@
+"""The collector's desk machinery, wired once from config: desks, their HTTP clients, the
+outbox worker. Start and stop with the collector."""
+
+from __future__ import annotations
+
+import httpx
+import sqlalchemy as sa
+from fieldwatch.collector import outbox
+from fieldwatch.collector.desks.build import build_desk, http_client
+from fieldwatch.collector.desks.config import IntegrationsConfig
+from fieldwatch.collector.stats import Stats
+
+from fieldwatch.clock import Clock
+
+
+class DeskRuntime:
+    def __init__(self, cfg: IntegrationsConfig, engine: sa.Engine, clock: Clock,
+                 stats: Stats) -> None:
+        self.cfg = cfg
+        self.clients: list[httpx.Client] = []
+        desks = {}
+        for target in cfg.targets:  # ConfigError here (a missing credential) refuses to start
+            client = http_client(target.timeout)
+            self.clients.append(client)
+            desks[target.name] = build_desk(target, client)
+        outbox.register_desks(engine, cfg.instance, cfg.targets, clock.now())
+        self.worker = outbox.Worker(engine, desks, clock, cfg.retry, stats, cfg.concurrency,
+                                    cfg.poll)
+
+    def start(self) -> None:
+        self.worker.start()
+
+    def stop(self) -> None:
+        self.worker.stop()
+        for c in self.clients:
+            c.close()

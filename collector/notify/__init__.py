@@ -1,0 +1,1 @@
+"""Notifications to people (email), delivered through the outbox like any desk."""

@@ -1,0 +1,95 @@
+"""Email over SMTP (STARTTLS, AUTH): new tickets to their team, escalation steps to whom the
+step names. A desk like the others — `deliver(change) -> Receipt` — so mail waits in the outbox
+while the mail server is down.
+
+`message` is pure (change → EmailMessage); `Email.deliver` is the smtplib shell, mapping SMTP
+failures at the boundary: connection problems and 4xx replies → DeskUnavailable, 5xx replies →
+DeskRejected.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from collections.abc import Mapping, Sequence
+from email.message import EmailMessage
+from email.utils import formatdate
+
+from fieldwatch.collector.desks.model import Change, Receipt
+
+from fieldwatch.errors import DeskRejected, DeskUnavailable
+
+
+def recipients(change: Change, team_addresses: Mapping[str, Sequence[str]],
+               default: Sequence[str]) -> list[str]:
+    """An escalation step's own addresses (event data `notify`), else the ticket's team's."""
+    data = change.event.get("data") or {}
+    named = data.get("notify") if isinstance(data, dict) else None
+    if isinstance(named, str):
+        named = [named]
+    if named and all("@" in str(a) for a in named):
+        return [str(a) for a in named]
+    team = change.ticket.get("team")
+    return list(team_addresses.get(str(team), default) if team else default)
+
+
+def message(change: Change, sender: str, to: Sequence[str]) -> EmailMessage:
+    t = change.ticket
+    msg = EmailMessage()
+    kind = "Escalation" if change.action == "escalate" else {
+        "open": "New ticket"}.get(change.action, f"Ticket {change.action}")
+    msg["Subject"] = f"[{t.get('severity', '')}] {kind}: {change.title}"
+    msg["From"] = sender
+    msg["To"] = ", ".join(to)
+    msg["Message-ID"] = f"<{change.key}@fieldwatch>"  # lets mail systems drop a resend
+    msg["X-Fieldwatch-Ticket"] = change.reference
+    at = change.event.get("at") or t.get("opened_at")
+    if at is not None:
+        msg["Date"] = formatdate(float(at), usegmt=True)
+    text = change.description() if change.action == "open" else (
+        change.note() + "\n\n" + change.description())
+    msg.set_content(text)
+    return msg
+
+
+class Email:
+    def __init__(self, name: str, host: str, port: int, sender: str,
+                 team_addresses: Mapping[str, Sequence[str]], default: Sequence[str],
+                 starttls: bool = True, username: str | None = None,
+                 password: str | None = None, tls: ssl.SSLContext | None = None,
+                 timeout: float = 10.0) -> None:
+        self.name, self.host, self.port, self.sender = name, host, port, sender
+        self.team_addresses, self.default = dict(team_addresses), list(default)
+        self.starttls, self.username, self._password = starttls, username, password
+        self.tls = tls or ssl.create_default_context()
+        self.timeout = timeout
+
+    def deliver(self, change: Change) -> Receipt:
+        to = recipients(change, self.team_addresses, self.default)
+        if not to:
+            return Receipt(external_id=change.external_id, detail="no recipients")
+        msg = message(change, self.sender, to)
+        what = f"SMTP {self.host}:{self.port}"
+        try:
+            with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+                if self.starttls:
+                    smtp.starttls(context=self.tls)
+                if self.username:
+                    smtp.login(self.username, self._password or "")
+                refused = smtp.send_message(msg)
+        except smtplib.SMTPAuthenticationError as exc:
+            raise DeskRejected(f"{what}: authentication failed ({exc.smtp_code})") from None
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise DeskRejected(f"{what}: recipients refused: {sorted(exc.recipients)}") from None
+        except smtplib.SMTPResponseException as exc:
+            text = exc.smtp_error.decode(errors="replace")[:300] if isinstance(
+                exc.smtp_error, bytes) else str(exc.smtp_error)[:300]
+            if 400 <= exc.smtp_code < 500:
+                raise DeskUnavailable(f"{what}: {exc.smtp_code} {text}", unclear=True) from None
+            raise DeskRejected(f"{what}: {exc.smtp_code} {text}") from None
+        except smtplib.SMTPNotSupportedError:
+            raise DeskRejected(f"{what}: server offers no STARTTLS or AUTH") from None
+        except (TimeoutError, smtplib.SMTPException, ssl.SSLError, OSError) as exc:
+            raise DeskUnavailable(f"{what}: {type(exc).__name__}: {exc}") from None
+        return Receipt(external_id=change.external_id,
+                       detail=f"sent to {len(to) - len(refused)} of {len(to)}")

@@ -1,0 +1,318 @@
+"""The durable outbox: ticket changes waiting for external desks, and the worker that delivers
+them.
+
+`record` runs inside the transaction that changes a ticket (the store calls it where it writes
+the timeline event), so a change and its deliveries commit together or not at all. The worker
+takes, per desk, the oldest undelivered row of each ticket (order per ticket), marks it as being
+sent, calls the desk, and records the outcome: delivered, retry later (exponential backoff with
+jitter, or the desk's Retry-After), or dead (the desk's answer kept; later changes of that
+ticket wait behind it until `fieldwatch outbox retry`). A crash between sending and recording
+leaves `sending_since` set: the next attempt is marked unclear and the adapter looks the ticket
+up instead of creating a second one — at-least-once delivery made exactly-once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from fieldwatch.collector.desks.config import DeskBase, RetryPolicy
+from fieldwatch.collector.desks.model import Action, Change, Desk, Receipt
+from fieldwatch.collector.stats import Stats
+from fieldwatch.collector.store.schema import desk_links, outbox, outbox_desks, tickets
+
+from fieldwatch.clock import Clock
+from fieldwatch.errors import DeskRejected, DeskUnavailable
+
+log = logging.getLogger(__name__)
+
+# Timeline event kinds a desk hears of, and as what. Kinds not listed (alert repeats, SLA
+# bookkeeping) stay in fieldwatch: a desk gets the ticket's story, not every sample.
+EVENT_ACTIONS: dict[str, Action] = {
+    "opened": "open",
+    "acknowledged": "acknowledge",
+    "resolved": "resolve", "closed": "close", "reopened": "reopen",
+    "comment": "update", "assigned": "update", "refired": "update", "recurred": "update",
+    "alert_cleared": "update", "in_progress": "update", "waiting": "update",
+    "resumed": "update", "priority_changed": "update", "diagnostics": "update",
+    "sla_escalation": "escalate",
+}
+
+
+def action_for(kind: str) -> Action | None:
+    return EVENT_ACTIONS.get(kind)
+
+
+def reference(instance: str, ticket_id: int) -> str:
+    return f"{instance}-{ticket_id}"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return str(value)
+
+
+# -- writing, inside the ticket's transaction --------------------------------------------------
+
+def record(conn: sa.Connection, ticket_id: int, event_id: int | None, at: float, actor: str,
+           kind: str, reason: str = "", data: Mapping[str, Any] | None = None) -> int:
+    """Queue this ticket change for every registered desk that wants it; returns rows added."""
+    action = action_for(kind)
+    if action is None:
+        return 0
+    desks = conn.execute(sa.select(outbox_desks).where(outbox_desks.c.enabled)).all()
+    if not desks:
+        return 0
+    row = conn.execute(sa.select(tickets).where(tickets.c.id == ticket_id)).mappings().first()
+    if row is None:
+        return 0
+    snapshot = _jsonable(dict(row))
+    event = {"id": event_id, "kind": kind, "at": at, "actor": actor, "reason": reason,
+             "data": _jsonable(dict(data)) if data else None}
+    rows = []
+    for d in desks:
+        if action not in d.actions or (d.teams and snapshot.get("team") not in d.teams):
+            continue
+        ref = reference(d.instance, ticket_id)
+        rows.append({"desk": d.name, "ticket_id": ticket_id, "action": action,
+                     "change_key": f"{ref}-{event_id if event_id is not None else int(at * 1e6)}",
+                     "payload": {"reference": ref, "ticket": snapshot, "event": event},
+                     "state": "pending", "created_at": at, "next_at": 0.0})
+    if rows:
+        conn.execute(outbox.insert(), rows)
+    return len(rows)
+
+
+def register_desks(engine: sa.Engine, instance: str, desks: Sequence[DeskBase],
+                   now: float) -> None:
+    """Make these the desks changes fan out to (others stop getting new rows)."""
+    with engine.begin() as conn:
+        conn.execute(outbox_desks.update().values(enabled=False))
+        for d in desks:
+            values = {"actions": list(d.actions), "teams": list(d.teams), "enabled": True,
+                      "instance": instance}
+            done = conn.execute(outbox_desks.update().where(outbox_desks.c.name == d.name)
+                                .values(**values)).rowcount
+            if not done:
+                conn.execute(outbox_desks.insert().values(name=d.name, registered_at=now,
+                                                          **values))
+
+
+# -- backoff, pure -----------------------------------------------------------------------------
+
+def backoff(attempts: int, policy: RetryPolicy, u: float,
+            retry_after: float | None = None) -> float:
+    """Seconds before attempt `attempts + 1`; `u` in [0, 1) is the jitter draw."""
+    if retry_after is not None:
+        return min(max(retry_after, 0.0), policy.max_retry_after)
+    delay = min(policy.max_delay, policy.base * policy.factor ** max(attempts - 1, 0))
+    return delay * (1.0 - policy.jitter * u)
+
+
+# -- the queue ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Pending:
+    id: int
+    desk: str
+    ticket_id: int
+    attempts: int
+    change: Change
+
+
+class Queue:
+    """The outbox table's operations; every method is one short transaction."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def due(self, desk: str, now: float, limit: int = 100) -> list[Pending]:
+        """The oldest undelivered change of each ticket whose time has come, oldest first; a
+        dead row holds the later changes of its ticket back."""
+        earlier = outbox.alias("earlier")
+        blocked = sa.exists().where(
+            earlier.c.desk == outbox.c.desk, earlier.c.ticket_id == outbox.c.ticket_id,
+            earlier.c.state.in_(("pending", "dead")), earlier.c.id < outbox.c.id)
+        q = (sa.select(outbox, desk_links.c.external_id)
+             .select_from(outbox.outerjoin(desk_links, sa.and_(
+                 desk_links.c.ticket_id == outbox.c.ticket_id, desk_links.c.desk == outbox.c.desk)))
+             .where(outbox.c.desk == desk, outbox.c.state == "pending", outbox.c.next_at <= now,
+                    ~blocked)
+             .order_by(outbox.c.id).limit(limit))
+        with self.engine.begin() as conn:
+            rows = conn.execute(q).mappings().all()
+            if rows:
+                # Written before sending: a crash from here on leaves the mark, and the next
+                # attempt knows the desk may already have this change.
+                conn.execute(outbox.update().where(outbox.c.id.in_([r["id"] for r in rows]))
+                             .values(sending_since=now))
+        return [Pending(r["id"], r["desk"], r["ticket_id"], r["attempts"], Change(
+            key=r["change_key"], reference=r["payload"]["reference"], action=r["action"],
+            ticket=r["payload"]["ticket"], event=r["payload"]["event"],
+            external_id=r["external_id"],
+            unclear=bool(r["unclear"] or r["sending_since"] is not None))) for r in rows]
+
+    def delivered(self, item: Pending, receipt: Receipt, now: float) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(outbox.update().where(outbox.c.id == item.id).values(
+                state="delivered", delivered_at=now, sending_since=None, last_error="",
+                attempts=outbox.c.attempts + 1,
+                receipt={"external_id": receipt.external_id, "url": receipt.url,
+                         "detail": receipt.detail}))
+            if receipt.external_id and receipt.external_id != item.change.external_id:
+                done = conn.execute(desk_links.update().where(
+                    desk_links.c.ticket_id == item.ticket_id, desk_links.c.desk == item.desk)
+                    .values(external_id=receipt.external_id, url=receipt.url)).rowcount
+                if not done:
+                    conn.execute(desk_links.insert().values(
+                        ticket_id=item.ticket_id, desk=item.desk, linked_at=now,
+                        external_id=receipt.external_id, url=receipt.url))
+
+    def retry_later(self, item: Pending, error: DeskUnavailable, next_at: float) -> None:
+        values: dict[str, Any] = {"attempts": outbox.c.attempts + 1, "next_at": next_at,
+                                  "sending_since": None, "last_error": str(error)[:2000]}
+        if error.unclear:
+            values["unclear"] = True  # stays set until delivered: every retry looks first
+        with self.engine.begin() as conn:
+            conn.execute(outbox.update().where(outbox.c.id == item.id).values(**values))
+
+    def dead(self, item: Pending, error: DeskRejected) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(outbox.update().where(outbox.c.id == item.id).values(
+                state="dead", attempts=outbox.c.attempts + 1, sending_since=None,
+                last_error=str(error)[:2000]))
+
+    def next_due(self, desk: str) -> float | None:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.min(outbox.c.next_at)).where(
+                outbox.c.desk == desk, outbox.c.state == "pending")).scalar()
+
+    # -- for people: CLI and API ----------------------------------------------------------------
+
+    def list(self, state: str | None = "dead", desk: str | None = None,
+             ticket_id: int | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        q = sa.select(outbox).order_by(outbox.c.id.desc()).limit(limit)
+        if state:
+            q = q.where(outbox.c.state == state)
+        if desk:
+            q = q.where(outbox.c.desk == desk)
+        if ticket_id is not None:
+            q = q.where(outbox.c.ticket_id == ticket_id)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        q = sa.select(outbox.c.desk, outbox.c.state, sa.func.count()).group_by(
+            outbox.c.desk, outbox.c.state)
+        out: dict[str, dict[str, int]] = {}
+        with self.engine.connect() as conn:
+            for desk, state, n in conn.execute(q):
+                out.setdefault(desk, {})[state] = n
+        return out
+
+    def retry(self, now: float, ids: Iterable[int] = (), desk: str | None = None) -> int:
+        """Put dead letters back in the queue (all of a desk, or by id); returns how many."""
+        q = outbox.update().where(outbox.c.state == "dead")
+        ids = list(ids)
+        if ids:
+            q = q.where(outbox.c.id.in_(ids))
+        if desk:
+            q = q.where(outbox.c.desk == desk)
+        with self.engine.begin() as conn:
+            return conn.execute(q.values(state="pending", next_at=now, attempts=0)).rowcount
+
+    def links(self, ticket_id: int) -> list[dict[str, Any]]:
+        q = sa.select(desk_links).where(desk_links.c.ticket_id == ticket_id)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+
+# -- the worker --------------------------------------------------------------------------------
+
+class Worker:
+    """One thread per desk; within a desk, up to `concurrency` tickets in flight at once."""
+
+    def __init__(self, engine: sa.Engine, desks: Mapping[str, Desk], clock: Clock,
+                 policy: RetryPolicy, stats: Stats | None = None, concurrency: int = 4,
+                 poll: float = 0.2, rand: Callable[[], float] = random.random) -> None:
+        self.queue = Queue(engine)
+        self.desks, self.clock, self.policy = dict(desks), clock, policy
+        self.stats = stats or Stats()
+        self.concurrency, self.poll, self.rand = concurrency, poll, rand
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(name,), daemon=True,
+                                          name=f"fieldwatch-outbox-{name}") for name in desks]
+        self._pool = ThreadPoolExecutor(max_workers=max(1, concurrency * len(self.desks)),
+                                        thread_name_prefix="fieldwatch-deliver")
+
+    def wake(self) -> None:
+        """New rows were written: look now instead of at the next poll."""
+        self._wake.set()
+
+    def deliver_one(self, item: Pending) -> str:
+        """Deliver one change and record what happened; returns the outcome's name."""
+        desk = self.desks[item.desk]
+        try:
+            receipt = desk.deliver(item.change)
+        except DeskUnavailable as exc:
+            delay = backoff(item.attempts + 1, self.policy, self.rand(), exc.retry_after)
+            self.queue.retry_later(item, exc, self.clock.now() + delay)
+            self.stats.inc("outbox_retries_total", item.desk)
+            log.warning("desk %s: change %s not delivered, retry in %.1fs: %s", item.desk,
+                        item.change.key, delay, exc)
+            return "retry"
+        except DeskRejected as exc:
+            self.queue.dead(item, exc)
+            self.stats.inc("outbox_dead_total", item.desk)
+            log.error("desk %s rejected change %s (dead letter): %s", item.desk,
+                      item.change.key, exc)
+            return "dead"
+        self.queue.delivered(item, receipt, self.clock.now())
+        self.stats.inc("outbox_delivered_total", item.desk)
+        return "delivered"
+
+    def run_once(self, desk: str, limit: int = 100) -> int:
+        """Deliver every change of `desk` due now (one per ticket); returns how many were tried."""
+        items = self.queue.due(desk, self.clock.now(), limit)
+        if self.concurrency == 1 or len(items) <= 1:
+            for item in items:
+                self.deliver_one(item)
+        else:
+            list(self._pool.map(self.deliver_one, items))
+        return len(items)
+
+    def _run(self, desk: str) -> None:
+        while not self._stop.is_set():
+            try:
+                tried = self.run_once(desk, limit=self.concurrency * 25)
+            except Exception:  # noqa: BLE001 - the store is down: keep the thread, retry
+                self.stats.inc("outbox_errors_total", desk)
+                log.exception("outbox worker for %s failed; retrying", desk)
+                tried = 0
+            if tried:
+                continue
+            self._wake.wait(self.poll)
+            self._wake.clear()
+
+    def start(self) -> None:
+        for t in self._threads:
+            t.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        for t in self._threads:
+            t.join(timeout)
+        self._pool.shutdown(wait=True)

@@ -1,0 +1,151 @@
+"""Email notifications against a local SMTP server (aiosmtpd) with STARTTLS and AUTH."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from fieldwatch.collector.notify.email import Email, message, recipients
+
+from fieldwatch.broker import free_port
+from fieldwatch.errors import DeskRejected, DeskUnavailable
+from tests.desks.kits import change
+
+TEAMS = {"hardware": ["hw@example.com", "lead@example.com"]}
+
+
+def self_signed(tmp: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=1))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp / "smtp.crt", tmp / "smtp.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@dataclass
+class Mailbox:
+    reply: str = "250 OK"
+    received: list[tuple[list[str], Message, bool, Any]] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.reply.startswith("250"):
+            self.received.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content),
+                                  session.ssl is not None, session.authenticated))
+        return self.reply
+
+
+def authenticator(server: Any, session: Any, envelope: Any, mechanism: str,
+                  auth_data: Any) -> AuthResult:
+    ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
+        b"fieldwatch", b"mail-secret")
+    return AuthResult(success=ok, handled=False)  # False: the server answers 535 itself
+
+
+@pytest.fixture
+def smtp(tmp_path: Path) -> Iterator[tuple[Mailbox, int, Path]]:
+    cert, key = self_signed(tmp_path)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    box = Mailbox()
+    port = free_port()
+    ctl = Controller(box, hostname="127.0.0.1", port=port, tls_context=tls,
+                     require_starttls=True, auth_required=True, authenticator=authenticator)
+    ctl.start()
+    yield box, port, cert
+    ctl.stop()
+
+
+def email(port: int, cert: Path, password: str = "mail-secret") -> Email:
+    return Email("mail", "127.0.0.1", port, "fieldwatch@example.com", TEAMS,
+                 ["desk@example.com"], starttls=True, username="fieldwatch", password=password,
+                 tls=ssl.create_default_context(cafile=str(cert)), timeout=5)
+
+
+def test_new_ticket_goes_to_its_team_over_starttls_with_auth(
+        smtp: tuple[Mailbox, int, Path]) -> None:
+    box, port, cert = smtp
+    receipt = email(port, cert).deliver(change("open", 1))
+    assert receipt.detail == "sent to 2 of 2"
+    [(rcpts, msg, tls, authed)] = box.received
+    assert rcpts == TEAMS["hardware"] and tls and authed
+    assert msg["Subject"] == "[P1] New ticket: [fieldwatch-7] Pump pump-01 at 95 C"
+    assert msg["Message-ID"] == "<fieldwatch-7-1@fieldwatch>"
+    assert msg["X-Fieldwatch-Ticket"] == "fieldwatch-7"
+    assert "plant/pump-01" in msg.get_payload()
+
+
+def test_escalation_goes_to_whom_the_step_names(smtp: tuple[Mailbox, int, Path]) -> None:
+    box, port, cert = smtp
+    ch = change("escalate", 2)
+    ch = type(ch)(**{**ch.__dict__, "event": {**ch.event, "kind": "sla_escalation",
+                                              "data": {"notify": ["boss@example.com"]}}})
+    email(port, cert).deliver(ch)
+    [(rcpts, msg, _, _)] = box.received
+    assert rcpts == ["boss@example.com"] and msg["Subject"].startswith("[P1] Escalation:")
+
+
+def test_wrong_password_is_rejected(smtp: tuple[Mailbox, int, Path]) -> None:
+    _, port, cert = smtp
+    with pytest.raises(DeskRejected, match="authentication failed"):
+        email(port, cert, password="nope").deliver(change("open", 1))
+
+
+def test_temporary_and_permanent_smtp_failures(smtp: tuple[Mailbox, int, Path]) -> None:
+    box, port, cert = smtp
+    box.reply = "451 4.3.0 try again later"
+    with pytest.raises(DeskUnavailable):
+        email(port, cert).deliver(change("open", 1))
+    box.reply = "554 5.7.1 rejected"
+    with pytest.raises(DeskRejected, match="554"):
+        email(port, cert).deliver(change("open", 1))
+    assert box.received == []
+
+
+def test_server_down_is_retryable(tmp_path: Path) -> None:
+    cert, _ = self_signed(tmp_path)
+    with pytest.raises(DeskUnavailable):
+        email(free_port(), cert).deliver(change("open", 1))
+
+
+def test_untrusted_certificate_is_not_sent_to(smtp: tuple[Mailbox, int, Path],
+                                              tmp_path: Path) -> None:
+    box, port, _ = smtp
+    other, _ = self_signed(tmp_path / "..")
+    with pytest.raises(DeskUnavailable, match="SSL"):
+        email(port, other).deliver(change("open", 1))
+    assert box.received == []
+
+
+def test_recipients_and_message_are_pure() -> None:
+    assert recipients(change("open", 1), TEAMS, ["d@x"]) == TEAMS["hardware"]
+    no_team = change("open", 1)
+    no_team = type(no_team)(**{**no_team.__dict__, "ticket": {**no_team.ticket, "team": None}})
+    assert recipients(no_team, TEAMS, ["d@x"]) == ["d@x"]
+    msg = message(change("resolve", 5), "fw@x", ["a@x"])
+    assert msg["Subject"].startswith("[P1] Ticket resolve:") and "step 5" in msg.get_content()
