@@ -20,7 +20,7 @@ _NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,127}$"
 
 
 class RateLimit(Strict):
-    max: int = Field(30, ge=1)  # diagnostics run at most this many times...
+    max: int = Field(default=30, ge=1)  # diagnostics run at most this many times...
     per: Duration = 3600.0  # ...in this window (refused ones do not count)
 
 

@@ -36,7 +36,7 @@ class DiagService:
     def attach(self, client: mqtt.Client) -> None:
         """Route this device's diag/req to us and (re)subscribe on every connect."""
         client.message_callback_add(self.topic, self._on_message)
-        previous = client.on_connect
+        previous: Callable[..., object] | None = client.on_connect
 
         def on_connect(c: mqtt.Client, userdata: object, flags: object,
                        reason: mqtt.ReasonCode, properties: object) -> None:

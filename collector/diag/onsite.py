@@ -11,10 +11,13 @@ from fieldwatch.errors import WireFormatError
 from fieldwatch.jsonout import iso
 
 
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _identity(inv: dict[str, Any]) -> list[str]:
     """What identifies the equipment, from the agent's inventory facts (agent/inventory.py)."""
-    hw = inv.get("hardware") if isinstance(inv.get("hardware"), dict) else {}
-    distro = inv.get("distro") if isinstance(inv.get("distro"), dict) else {}
+    hw, distro = _dict(inv.get("hardware")), _dict(inv.get("distro"))
     out = [f"{k}={hw[k]}" for k in ("vendor", "product", "serial") if hw.get(k)]
     system = distro.get("pretty_name") or " ".join(
         str(inv[k]) for k in ("os", "kernel") if inv.get(k))
@@ -58,10 +61,11 @@ def _latest(payloads: list[bytes], metric: str) -> list[str]:
 
 
 def checklist(facts: dict[str, Any]) -> list[str]:
-    t, dev = facts["ticket"], facts.get("device") or {}
+    t: dict[str, Any] = facts["ticket"]
+    dev: dict[str, Any] = facts.get("device") or {}
     items = [f"Go to site {t['site']}, device {t['device']}: {t['title']} "
              f"(ticket #{t['id']}, {t['severity']})"]
-    inv = dev.get("inventory") if isinstance(dev.get("inventory"), dict) else {}
+    inv = _dict(dev.get("inventory"))
     known = _identity(inv)
     if known:
         items.append("Identify the equipment: " + ", ".join(known))
