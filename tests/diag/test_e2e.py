@@ -250,6 +250,10 @@ def test_cli_list_run_approve_timeout_cap_and_onsite(tmp_path: Path,
         assert any("pump.temp_celsius = 95" in i for i in items), items
         [mark] = events(store, int(tid), "needs_onsite")
         assert mark["data"]["checklist"] == items
+        shown = cli("diag", "show", tid, "--db", str(tmp_path / "fieldwatch.db"))
+        assert "== tcp_port" in shown.stdout and "open (connected" in shown.stdout
+        assert "cut at the cap: 100000000 bytes" in shown.stdout
+        assert "needs on-site work" in shown.stdout
     finally:
         assert agent.stop() == 0
         assert collector.stop() == 0
