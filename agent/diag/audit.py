@@ -40,13 +40,21 @@ class AuditLog:
         return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+MAX_ARGS_CHARS = 2048  # a flood of junk requests must not fill the disk through the audit log
+
+
+def _bounded(args: dict[str, Any]) -> Any:
+    text = json.dumps(args, sort_keys=True, default=str)
+    return args if len(text) <= MAX_ARGS_CHARS else {"_cut": text[:MAX_ARGS_CHARS]}
+
+
 def record(req: wire.DiagRequest | None, res: wire.DiagResult, received: float,
            output: bytes = b"") -> dict[str, Any]:
     r: dict[str, Any] = {"ts": res.ts, "received": received, "id": res.id, "check": res.check,
                          "status": res.status, "reason": res.reason, "detail": res.detail,
                          "ticket": res.ticket}
     if req is not None:
-        r.update(args=req.args, auto=req.auto, requested_by=req.requested_by,
+        r.update(args=_bounded(req.args), auto=req.auto, requested_by=req.requested_by,
                  key_id=req.key_id, signed=bool(req.sig), issued=req.issued,
                  expires=req.expires, nonce=req.nonce,
                  approval=None if req.approval is None else {

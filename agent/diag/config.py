@@ -20,7 +20,7 @@ _NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,127}$"
 
 
 class RateLimit(Strict):
-    max: int = Field(30, ge=1)  # diagnostics run at most this many times...
+    max: int = Field(default=30, ge=1)  # diagnostics run at most this many times...
     per: Duration = 3600.0  # ...in this window (refused ones do not count)
 
 
@@ -67,7 +67,7 @@ class DiagConfig(Strict):
     trusted_keys: list[Path] = []  # the collector's public key(s); none: every request refused
     audit_log: Path | None = None  # default: <state_dir>/diag-audit.jsonl
     timeout: Duration = 30.0  # per diagnostic, unless the request or the command says less
-    max_output: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)  # bytes kept per result
+    max_output: int = Field(64 * 1024, ge=1024, le=1024 * 1024)  # bytes kept per result
     max_validity: Duration = 900.0  # requests valid for longer than this are refused
     clock_skew: Duration = 60.0  # tolerated difference between collector and agent clocks
     workers: int = Field(2, ge=1, le=16)

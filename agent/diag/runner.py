@@ -96,13 +96,14 @@ def run_call(fn: Callable[[float], tuple[int, bytes]], timeout: float, cap: int)
     walks); if it still overruns, its result is discarded and the run reported as timed out.
     """
     start = time.monotonic()
-    box: dict[str, object] = {}
+    result: list[tuple[int, bytes]] = []
+    error: list[str] = []
 
     def target() -> None:
         try:
-            box["result"] = fn(timeout)
+            result.append(fn(timeout))
         except Exception as exc:  # noqa: BLE001 - reported as the check's error, never fatal
-            box["error"] = f"{type(exc).__name__}: {exc}"
+            error.append(f"{type(exc).__name__}: {exc}")
 
     t = threading.Thread(target=target, name="fieldwatch-diag-call", daemon=True)
     t.start()
@@ -110,7 +111,7 @@ def run_call(fn: Callable[[float], tuple[int, bytes]], timeout: float, cap: int)
     took = time.monotonic() - start
     if t.is_alive():
         return Outcome(None, b"", 0, True, took)
-    if "error" in box:
-        return Outcome(None, b"", 0, False, took, str(box["error"]))
-    code, data = box["result"]  # type: ignore[misc]
+    if error:
+        return Outcome(None, b"", 0, False, took, error[0])
+    code, data = result[0]
     return Outcome(code, data[:cap], len(data), False, took)

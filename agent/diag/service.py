@@ -36,7 +36,7 @@ class DiagService:
     def attach(self, client: mqtt.Client) -> None:
         """Route this device's diag/req to us and (re)subscribe on every connect."""
         client.message_callback_add(self.topic, self._on_message)
-        previous = client.on_connect
+        previous: Callable[..., object] | None = client.on_connect
 
         def on_connect(c: mqtt.Client, userdata: object, flags: object,
                        reason: mqtt.ReasonCode, properties: object) -> None:
@@ -56,13 +56,16 @@ class DiagService:
             else:
                 busy = False
                 self._pending += 1
-        if busy:
-            self._pool.submit(self._reply_busy, payload)
-            return
-        self._pool.submit(self._work, payload)
+        try:
+            self._pool.submit(self._reply_busy if busy else self._work, payload)
+        except RuntimeError:  # shutting down: the request expires unanswered
+            log.info("diag: stopping; a request arrived too late to run")
 
     def _reply_busy(self, payload: bytes) -> None:
-        self._reply(self.handler.refuse(payload, "busy", "too many diagnostics waiting"))
+        try:
+            self._reply(self.handler.refuse(payload, "busy", "too many diagnostics waiting"))
+        except Exception:  # noqa: BLE001 - logged; the worker must survive
+            log.exception("could not answer a request as busy")
 
     def _work(self, payload: bytes) -> None:
         try:

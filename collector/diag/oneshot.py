@@ -42,7 +42,7 @@ def run_once(cfg: CollectorConfig, store: DiagStore, clock: Clock, site: str, de
     key = signing.load_private(cfg.diag.private_key)
     res_topic = wire.topic(site, device, "diag/res")
     subscribed, answered = threading.Event(), threading.Event()
-    box: dict[str, wire.DiagResult] = {}
+    box: list[tuple[wire.DiagResult, bytes]] = []
     want: dict[str, str] = {}
     client = make_client(f"fieldwatch-diag-{uuid.uuid4().hex[:12]}", cfg.broker)
 
@@ -60,7 +60,7 @@ def run_once(cfg: CollectorConfig, store: DiagStore, clock: Clock, site: str, de
         except Exception:  # noqa: BLE001 - someone else's garbage: not our answer
             return
         if res.id == want.get("id"):
-            box["res"], box["payload"] = res, m.payload  # type: ignore[assignment]
+            box.append((res, bytes(m.payload)))
             answered.set()
 
     client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, \
@@ -76,8 +76,8 @@ def run_once(cfg: CollectorConfig, store: DiagStore, clock: Clock, site: str, de
         want["id"] = req.id
         if not answered.wait(timeout):
             return None
-        d.take_result(res_topic, bytes(box["payload"]))  # type: ignore[arg-type]
-        return box["res"]
+        d.take_result(res_topic, box[0][1])
+        return box[0][0]
     finally:
         client.disconnect()
         client.loop_stop()

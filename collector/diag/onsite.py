@@ -10,8 +10,30 @@ from fieldwatch import wire
 from fieldwatch.errors import WireFormatError
 from fieldwatch.jsonout import iso
 
-_INVENTORY_KEYS = ("model", "vendor", "serial", "os", "kernel", "cpu_model", "ram_bytes",
-                   "location")
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _identity(inv: dict[str, Any]) -> list[str]:
+    """What identifies the equipment, from the agent's inventory facts (agent/inventory.py)."""
+    hw, distro = _dict(inv.get("hardware")), _dict(inv.get("distro"))
+    out = [f"{k}={hw[k]}" for k in ("vendor", "product", "serial") if hw.get(k)]
+    system = distro.get("pretty_name") or " ".join(
+        str(inv[k]) for k in ("os", "kernel") if inv.get(k))
+    if system:
+        out.append(f"system={system}")
+    if inv.get("cpu_model"):
+        out.append(f"cpu={inv['cpu_model']}")
+    if isinstance(inv.get("ram_bytes"), int):
+        out.append(f"ram={inv['ram_bytes'] / 2**30:.1f} GiB")
+    return out
+
+
+def _disk(d: dict[str, Any]) -> str:
+    size = f"{d['bytes'] / 1e9:.0f} GB" if isinstance(d.get("bytes"), int) else "size unknown"
+    extra = ", ".join(str(d[k]) for k in ("model", "serial") if d.get(k))
+    return f"{d.get('name', '?')} ({size}{', ' + extra if extra else ''})"
 
 
 def _latest(payloads: list[bytes], metric: str) -> list[str]:
@@ -39,17 +61,22 @@ def _latest(payloads: list[bytes], metric: str) -> list[str]:
 
 
 def checklist(facts: dict[str, Any]) -> list[str]:
-    t, dev = facts["ticket"], facts.get("device") or {}
+    t: dict[str, Any] = facts["ticket"]
+    dev: dict[str, Any] = facts.get("device") or {}
     items = [f"Go to site {t['site']}, device {t['device']}: {t['title']} "
              f"(ticket #{t['id']}, {t['severity']})"]
-    inv = dev.get("inventory") or {}
-    known = [f"{k}={inv[k]}" for k in _INVENTORY_KEYS if inv.get(k) not in (None, "")]
+    inv = _dict(dev.get("inventory"))
+    known = _identity(inv)
     if known:
         items.append("Identify the equipment: " + ", ".join(known))
-    disks = inv.get("disks")
-    if isinstance(disks, list) and disks:
-        items.append(f"Check disks ({len(disks)} listed in inventory); bring a replacement "
-                     "if SMART or usage says so")
+    disks = [d for d in inv.get("disks") or [] if isinstance(d, dict)]
+    if disks:
+        items.append("Disks on record: " + "; ".join(_disk(d) for d in disks[:8])
+                     + " — bring a matching replacement if SMART or usage points at one")
+    nics = inv.get("nics")
+    if isinstance(nics, dict) and nics:
+        items.append("Network ports on record: " + ", ".join(
+            f"{n} {mac}" for n, mac in list(nics.items())[:6]))
     if dev:
         items.append(f"Device status at dispatch: {dev.get('status', 'unknown')}"
                      f"{' (' + dev['status_cause'] + ')' if dev.get('status_cause') else ''}, "

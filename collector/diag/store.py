@@ -119,6 +119,10 @@ class DiagStore:
                     status=res.status, reason=res.reason, result=data, finished_at=now)).rowcount
                 if not done:
                     return None
+                if res.status == "refused" and row.approval_id is not None:
+                    # nothing ran: the approval stays good for a corrected request
+                    conn.execute(approvals.update().where(approvals.c.id == row.approval_id)
+                                 .values(used_by_request=None))
                 out = {**dict(row._mapping), "status": res.status, "unsolicited": False}
                 ticket_id = row.ticket_id
             else:

@@ -34,6 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                      help="directory for diag-collector.key and diag-collector.pub")
     key.add_argument("--force", action="store_true", help="replace an existing key pair")
     key.set_defaults(func=keygen)
+    shw = dsub.add_parser("show", help="a ticket's diagnostics with their full output")
+    shw.add_argument("id", type=int)
+    shw.add_argument("--json", action="store_true")
+    add_state_options(shw)
+    shw.set_defaults(func=show)
     ons = dsub.add_parser("onsite", help="mark a ticket needs_onsite with a visit checklist")
     ons.add_argument("id", type=int)
     ons.add_argument("--by", required=True)
@@ -215,5 +220,37 @@ def onsite(args: argparse.Namespace) -> int:
     else:
         print(f"ticket {args.id} needs on-site work{'' if marked else ' (already marked)'}:")
         for i, item in enumerate(items, 1):
+            print(f"{i:>3}. {item}")
+    return 0
+
+
+def show(args: argparse.Namespace) -> int:
+    from fieldwatch.jsonout import iso
+
+    store = _diag_store(args)
+    try:
+        rows = store.requests_of(args.id)
+        visit = store.onsite(args.id)
+    finally:
+        store.engine.dispose()
+    if args.json:
+        print_json([{**r, "sent_at": iso(r["sent_at"]), "finished_at": iso(r["finished_at"])}
+                    for r in rows])
+        return 0
+    if not rows:
+        print(f"no diagnostics on ticket {args.id}")
+    for r in rows:
+        res = r.get("result") or {}
+        who = "rule" if r["auto"] else r["requested_by"]
+        print(f"== {r['check_name']} {r['args'] or ''} by {who} at {iso(r['sent_at'])}: "
+              f"{r['status']}{' (' + r['reason'] + ')' if r['reason'] else ''}")
+        if res.get("output"):
+            sys.stdout.write(res["output"] if res["output"].endswith("\n")
+                             else res["output"] + "\n")
+        if res.get("truncated"):
+            print(f"   [cut at the cap: {res['output_bytes']} bytes were printed]")
+    if visit:
+        print(f"\nneeds on-site work ({visit['reason']}):")
+        for i, item in enumerate(visit["checklist"], 1):
             print(f"{i:>3}. {item}")
     return 0

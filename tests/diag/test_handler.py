@@ -258,3 +258,10 @@ def test_no_trusted_keys_refuses_everything(env: dict[str, Any]) -> None:
     h = env["make"](trusted_keys=[])
     assert run(env, request("list", env["clock"].now(), env["key"]), h).reason == "unknown_key"
     h.close()
+
+
+def test_audit_lines_stay_small_whatever_the_request_carries(env: dict[str, Any]) -> None:
+    req = request("ping", env["clock"].now(), None, args={"host": "x" * 60_000})
+    assert run(env, req).reason == "unsigned"
+    line = env["h"].audit.path.read_text().splitlines()[-1]
+    assert len(line) < 4000 and "_cut" in json.loads(line)["args"]

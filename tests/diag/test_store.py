@@ -161,3 +161,53 @@ def test_api_records_an_approval(setup) -> None:  # type: ignore[no-untyped-def]
     server.stop()
     assert [(a["action"], a["by"], a["on_behalf_of"]) for a in got["approvals"]] == [
         ("restart_service", "Ana", "ACME")]
+
+
+def test_a_refused_request_gives_its_approval_back(setup, clock) -> None:  # type: ignore[no-untyped-def]
+    d, diag, tid, sent, store = setup
+    diag.approve(tid, "restart_service", "Ana", clock.now(), 600)
+    req = d.send("plant", "pump-01", "restart_service", {"service": "typo"}, ticket=tid)
+    assert req.approval is not None
+    d.take_result("fieldwatch/v1/plant/pump-01/diag/res",
+                  result(req, "refused", reason="invalid_arguments"))
+    again = d.send("plant", "pump-01", "restart_service", {"service": "pumpd"}, ticket=tid)
+    assert again.approval is not None  # nothing ran, so the approval was still good
+    d.take_result("fieldwatch/v1/plant/pump-01/diag/res", result(again, "ok", exit_code=0))
+    assert d.send("plant", "pump-01", "restart_service", ticket=tid).approval is None
+    assert diag.onsite(tid) is None
+
+
+def test_checklist_from_inventory_metrics_history_and_results() -> None:
+    from fieldwatch.collector.diag.onsite import checklist
+
+    metrics = wire.encode(wire.Metrics(device="pump-01", site="plant", seq=3, ts=10.0, samples=[
+        wire.Sample("temp.celsius", 96.5, {"sensor": "bearing"}),
+        wire.Sample("mem.used_percent", 40.0)]))
+    older = wire.encode(wire.Metrics(device="pump-01", site="plant", seq=2, ts=5.0, samples=[
+        wire.Sample("temp.celsius", 70.0, {"sensor": "bearing"})]))
+    facts = {
+        "ticket": {"id": 7, "site": "plant", "device": "pump-01", "title": "Pump hot",
+                   "severity": "P1", "rule": "hot"},
+        "device": {"status": "offline", "status_cause": "lost", "last_seen": 10.0,
+                   "inventory": {"os": "Linux", "kernel": "6.1", "cpu_model": "Cortex-A72",
+                                 "ram_bytes": 4 * 2**30,
+                                 "hardware": {"vendor": "ACME", "serial": "SN-42"},
+                                 "disks": [{"name": "sda", "bytes": 500_000_000_000,
+                                            "model": "WD Red", "serial": "WD-1"}],
+                                 "nics": {"eth0": "aa:bb:cc:dd:ee:ff"}}},
+        "metrics": [metrics, older, b"{garbage"],
+        "history": [{"rule": "hot"}, {"rule": "hot"}, {"rule": "disk"}],
+        "diagnostics": [{"check_name": "restart_service", "status": "failed",
+                         "reason": "failed"},
+                        {"check_name": "top_processes", "status": "ok", "reason": ""}],
+        "metric": "temp.celsius",
+    }
+    text = "\n".join(checklist(facts))
+    assert "vendor=ACME, serial=SN-42, system=Linux 6.1, cpu=Cortex-A72, ram=4.0 GiB" in text
+    assert "sda (500 GB, WD Red, WD-1)" in text and "eth0 aa:bb:cc:dd:ee:ff" in text
+    assert "offline (lost)" in text and "power, network" in text
+    assert 'temp.celsius{sensor="bearing"} = 96.5' in text and "= 70" not in text
+    assert "mem.used_percent" not in text  # another family than the rule's metric
+    assert "restart_service failed" in text and "top_processes" not in text
+    assert "3 earlier ticket(s)" in text and "hot ×2" in text
+    assert checklist({"ticket": facts["ticket"]})[0].startswith("Go to site plant")
