@@ -80,7 +80,8 @@ BUILTIN_NAMES = frozenset({
     "restart_service", "clear_spool"})
 
 
-def build_registry(cfg: DiagConfig) -> dict[str, Check]:
+def build_registry(cfg: DiagConfig, state_dir: Path = Path("/var/lib/fieldwatch/agent")
+                   ) -> dict[str, Check]:
     """Every check this config allows, by name. Config choices are read at validation time."""
     host = a.Param("host", a.host, "hostname or IP address", required=True)
     count = a.Param("count", a.integer(1, 10), "packets", default=3)
@@ -184,7 +185,9 @@ def build_registry(cfg: DiagConfig) -> dict[str, Check]:
         Check("clear_spool", CHANGING, "remove the contents of a configured spool directory",
               (a.Param("spool", a.choice(lambda: cfg.spools), "a configured spool",
                        required=True),),
-              lambda v: Call(lambda _t: probes.clear_spool(cfg.spools[v["spool"]]))),
+              lambda v: Call(lambda _t: probes.clear_spool(
+                  cfg.spools[v["spool"]], cfg.backup_dir or state_dir / "diag-backups",
+                  v["spool"], cfg.backup_max_bytes))),
     ):
         checks[c.name] = c
     for name, cmd in cfg.commands.items():

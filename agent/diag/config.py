@@ -81,6 +81,8 @@ class DiagConfig(Strict):
     services: list[str] = []  # service_status / restart_service
     service_manager: Literal["auto", "systemd", "sysv"] = "auto"
     spools: dict[str, Path] = {}  # clear_spool: name → directory whose contents may be removed
+    backup_dir: Path | None = None  # clear_spool archives first; default <state_dir>/diag-backups
+    backup_max_bytes: int = Field(default=512 * 2**20, ge=0)  # larger spools: not cleared
     smart_devices: list[str] = []  # smart_status: /dev/sda ...
     snmp_neighbours: dict[str, SnmpNeighbour] = {}
     commands: dict[str, OperatorCommand] = {}

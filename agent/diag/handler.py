@@ -49,7 +49,7 @@ class DiagHandler:
     def __init__(self, cfg: DiagConfig, device: str, site: str, state_dir: Path,
                  clock: Clock) -> None:
         self.cfg, self.device, self.site, self.clock = cfg, device, site, clock
-        self.registry: dict[str, Check] = build_registry(cfg)
+        self.registry: dict[str, Check] = build_registry(cfg, state_dir)
         self.nonces = NonceStore(state_dir / "diag-nonces.json")
         self.verifier = Verifier(signing.trusted(cfg.trusted_keys), self.nonces,
                                  cfg.max_validity, cfg.clock_skew)

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import socket
+import tarfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -138,18 +139,43 @@ def tail_file(path: Path, lines: int, max_bytes: int = 4 * 2**20) -> tuple[int, 
     return 0, b"\n".join(data.splitlines()[-lines:]) + b"\n"
 
 
-def clear_spool(spool: Path) -> tuple[int, bytes]:
-    """Remove the contents of `spool` (not the directory itself), never following symlinks."""
+def _size(root: Path) -> int:
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(root):  # never follows symlinked dirs
+        for name in filenames + dirnames:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+    return total
+
+
+def clear_spool(spool: Path, backup_dir: Path, name: str, max_backup: int) -> tuple[int, bytes]:
+    """Archive the contents of `spool` to a tar.gz in `backup_dir`, then remove them (not the
+    directory itself), never following symlinks. A spool too large to back up is left alone:
+    changing a device without a backup is for a technician on site to decide."""
+    size = _size(spool)
+    if size > max_backup:
+        out = {"spool": str(spool), "removed": 0, "bytes": size,
+               "error": f"{size} bytes is more than backup_max_bytes ({max_backup}); "
+                        "not cleared"}
+        return 1, (json.dumps(out) + "\n").encode()
+    backup_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    archive = backup_dir / f"{name}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-" \
+                           f"{os.getpid()}.tar.gz"
+    entries = sorted(os.scandir(spool), key=lambda e: e.name)
+    with tarfile.open(archive, "w:gz") as tar:
+        for e in entries:
+            tar.add(e.path, arcname=e.name, recursive=True)  # symlinks stored as links
+    os.chmod(archive, 0o600)
     removed, failed = 0, []
-    with os.scandir(spool) as it:
-        for e in it:
-            try:
-                if e.is_dir(follow_symlinks=False):
-                    shutil.rmtree(e.path)
-                else:
-                    os.unlink(e.path)
-                removed += 1
-            except OSError as exc:
-                failed.append(f"{e.name}: {exc.strerror}")
-    out = {"spool": str(spool), "removed": removed, "failed": failed}
+    for e in entries:
+        try:
+            if e.is_dir(follow_symlinks=False):
+                shutil.rmtree(e.path)
+            else:
+                os.unlink(e.path)
+            removed += 1
+        except OSError as exc:
+            failed.append(f"{e.name}: {exc.strerror}")
+    out = {"spool": str(spool), "removed": removed, "bytes": size, "backup": str(archive),
+           "failed": failed}
     return (1 if failed else 0), (json.dumps(out) + "\n").encode()

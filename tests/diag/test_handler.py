@@ -195,11 +195,31 @@ def test_changing_actions_are_off_unless_the_device_allows_them(env: dict[str, A
     h.close()
 
 
-def test_clear_spool_with_approval(env: dict[str, Any]) -> None:
+def test_clear_spool_with_approval_takes_a_backup_first(env: dict[str, Any]) -> None:
+    import tarfile
+
+    (env["spool"] / "sub").mkdir()
+    (env["spool"] / "sub" / "job2").write_text("yy")
+    (env["spool"] / "outside").symlink_to(env["root"])  # removed as a link, target untouched
     res = run(env, request("clear_spool", env["clock"].now(), env["key"],
                            args={"spool": "print"}, approval=approval("clear_spool")))
-    assert res.status == "ok" and json.loads(res.output)["removed"] == 1
+    doc = json.loads(res.output)
+    assert res.status == "ok" and doc["removed"] == 3
     assert env["spool"].is_dir() and list(env["spool"].iterdir()) == []
+    assert (env["root"] / "a" / "b" / "big").exists()
+    with tarfile.open(doc["backup"]) as tar:
+        assert sorted(tar.getnames()) == ["job1", "outside", "sub", "sub/job2"]
+        assert tar.extractfile("sub/job2").read() == b"yy"  # type: ignore[union-attr]
+    assert Path(doc["backup"]).stat().st_mode & 0o077 == 0
+
+
+def test_a_spool_too_large_to_back_up_is_not_cleared(env: dict[str, Any]) -> None:
+    h = env["make"](backup_max_bytes=0)
+    res = run(env, request("clear_spool", env["clock"].now(), env["key"],
+                           args={"spool": "print"}, approval=approval("clear_spool")), h)
+    assert res.status == "failed" and "not cleared" in json.loads(res.output)["error"]
+    assert (env["spool"] / "job1").exists()
+    h.close()
 
 
 def test_ask_policy_makes_read_only_checks_need_approval(env: dict[str, Any]) -> None:
