@@ -11,6 +11,8 @@ from fieldwatch.agent.snmp.config import SnmpConfig
 from fieldwatch.agent.snmp.service import SnmpService
 from fieldwatch.agent.snmp.traps import trap_event
 from fieldwatch.agent.sources.snmp import SnmpHealthSource
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fieldwatch import wire
 from tests.conftest import _require
@@ -173,3 +175,18 @@ def test_trap_user_engine_id_is_validated() -> None:
     with pytest.raises(ValueError, match="engine_id"):
         SnmpConfig.model_validate({"traps": {"v3_users": [
             {"user": "u", "auth_key": "k" * 8, "engine_id": "nothex"}]}})
+
+
+_oids = st.lists(st.integers(min_value=0, max_value=2**32 - 1), min_size=1, max_size=14).map(
+    tuple)
+_values = st.one_of(st.none(), st.integers(min_value=-(2**63), max_value=2**64),
+                    st.text(max_size=40))
+
+
+@given(st.lists(st.tuples(_oids, _values), max_size=12), st.booleans())
+def test_any_varbinds_make_an_encodable_event(varbinds, with_trap_oid) -> None:  # type: ignore[no-untyped-def]
+    if with_trap_oid:
+        varbinds = [((1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0), LINK_DOWN), *varbinds]
+    event = trap_event("s", "d", "10.0.0.1", varbinds, ts=1.0)
+    assert wire.decode(wire.encode(event)) == event
+    assert event.type.startswith("snmp.trap")
