@@ -68,14 +68,30 @@ def _construct(node: yaml.Node, path: PathKey, marks: dict[PathKey, tuple[int, i
     if isinstance(node, yaml.SequenceNode):
         return [_construct(child, (*path, i), marks, loader, problems, file, key_marks)
                 for i, child in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+    try:
+        return loader.construct_object(node, deep=True)
+    except (ValueError, OverflowError) as exc:  # e.g. a timestamp like 2024-13-45
+        problems.append(Problem(file, node.start_mark.line + 1, node.start_mark.column + 1,
+                                f"invalid value: {exc}"))
+        return None
 
 
 def load_yaml(text: str, file: str = "<string>") -> Loaded:
     """Parse one YAML document; syntax errors and duplicate keys raise LocatedError."""
-    loader = yaml.SafeLoader(text)
+    try:  # the reader rejects control characters as soon as it is built
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        before = text[:exc.position]
+        line, col = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
+        raise LocatedError([Problem(file, line, col, f"invalid YAML: {exc.reason} "
+                                    f"(character #x{exc.character:04x})")]) from None
+    marks: dict[PathKey, tuple[int, int]] = {}
+    key_marks: dict[PathKey, tuple[int, int]] = {}
+    problems: list[Problem] = []
     try:
         node = loader.get_single_node()
+        data = None if node is None else _construct(node, (), marks, loader, problems, file,
+                                                    key_marks)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
@@ -84,11 +100,6 @@ def load_yaml(text: str, file: str = "<string>") -> Loaded:
         raise LocatedError([Problem(file, 0, 0, f"invalid YAML: {exc}")]) from None
     finally:
         loader.dispose()
-    marks: dict[PathKey, tuple[int, int]] = {}
-    key_marks: dict[PathKey, tuple[int, int]] = {}
-    problems: list[Problem] = []
-    data = None if node is None else _construct(node, (), marks, loader, problems, file,
-                                                key_marks)
     if problems:
         raise LocatedError(problems)
     return Loaded(data, marks, file, key_marks)

@@ -30,10 +30,10 @@ from pysnmp.proto import errind, rfc1902, rfc1905
 
 from fieldwatch.errors import SourceError
 
-_AUTH = {"MD5": hauth.USM_AUTH_HMAC96_MD5, "SHA": hauth.USM_AUTH_HMAC96_SHA,
+AUTH_PROTOCOLS = {"MD5": hauth.USM_AUTH_HMAC96_MD5, "SHA": hauth.USM_AUTH_HMAC96_SHA,
          "SHA224": hauth.USM_AUTH_HMAC128_SHA224, "SHA256": hauth.USM_AUTH_HMAC192_SHA256,
          "SHA384": hauth.USM_AUTH_HMAC256_SHA384, "SHA512": hauth.USM_AUTH_HMAC384_SHA512}
-_PRIV = {"DES": hauth.USM_PRIV_CBC56_DES, "3DES": hauth.USM_PRIV_CBC168_3DES,
+PRIV_PROTOCOLS = {"DES": hauth.USM_PRIV_CBC56_DES, "3DES": hauth.USM_PRIV_CBC168_3DES,
          "AES": hauth.USM_PRIV_CFB128_AES, "AES128": hauth.USM_PRIV_CFB128_AES,
          "AES192": hauth.USM_PRIV_CFB192_AES, "AES256": hauth.USM_PRIV_CFB256_AES}
 _END = rfc1905.EndOfMibView
@@ -79,9 +79,10 @@ def auth_data(target: SnmpTarget) -> CommunityData | UsmUserData:
     u = target.v3
     assert u is not None  # validated
     akey, pkey = u.auth(), u.priv()
-    return UsmUserData(u.user, authKey=akey, privKey=pkey,
-                       authProtocol=_AUTH[u.auth_protocol] if akey else hauth.USM_AUTH_NONE,
-                       privProtocol=_PRIV[u.priv_protocol] if pkey else hauth.USM_PRIV_NONE)
+    auth = AUTH_PROTOCOLS[u.auth_protocol] if akey else hauth.USM_AUTH_NONE
+    priv = PRIV_PROTOCOLS[u.priv_protocol] if pkey else hauth.USM_PRIV_NONE
+    return UsmUserData(u.user, authKey=akey, privKey=pkey, authProtocol=auth,
+                       privProtocol=priv)
 
 
 @dataclass

@@ -106,11 +106,19 @@ class SnmpTarget(Strict):
         return "public" if value is None else value
 
 
+class TrapUser(V3User):
+    """A v3 trap sender's user. Traps are sent by the device's own engine, so its
+    snmpEngineID (hex, e.g. 0x80001f8880...) is needed to check the keys."""
+
+    engine_id: str = Field(pattern=r"^(0x)?([0-9a-fA-F]{2}){5,32}$")
+
+
 class TrapConfig(Strict):
     enabled: bool = False
     host: str = "0.0.0.0"  # noqa: S104 - a trap receiver listens for the network
     port: int = Field(1162, ge=0, le=65535)  # >1024 so it runs without root; 0 picks a free one
     communities: list[str] = Field(default=["public"], min_length=1)  # v1/v2c accepted
+    v3_users: list[TrapUser] = []  # v3 traps (authNoPriv or authPriv), one per sender engine
 
 
 class SnmpConfig(Strict):

@@ -1,4 +1,4 @@
-"""SNMP trap receiver (v1 and v2c): each trap becomes a `wire.Event` on its device's topic.
+"""SNMP trap receiver (v1, v2c and v3): each trap becomes a `wire.Event` on its device's topic.
 
 The sender's address picks the device: a configured target with that address, or else a
 device named after the address (`snmp-10-0-0-7`), counted in `unknown_sources`. Standard traps
@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from fieldwatch.agent.snmp.config import SnmpTarget, TrapConfig
+from fieldwatch.agent.snmp.config import SnmpTarget, TrapConfig, TrapUser
 from fieldwatch.agent.snmp.mapping import Value
 from fieldwatch.agent.snmp.poller import Publish
 from fieldwatch.agent.snmp.profile import Oid
@@ -94,6 +94,20 @@ def address_map(targets: Iterable[SnmpTarget], default_site: str) -> dict[str, t
     return out
 
 
+def add_trap_user(engine: Any, u: TrapUser) -> None:
+    from fieldwatch.agent.snmp.client import AUTH_PROTOCOLS, PRIV_PROTOCOLS
+    from pysnmp.entity import config
+    from pysnmp.proto.api import v2c
+
+    akey, pkey = u.auth(), u.priv()
+    engine_id = v2c.OctetString(hexValue=u.engine_id.removeprefix("0x"))
+    config.add_v3_user(
+        engine, u.user,
+        AUTH_PROTOCOLS[u.auth_protocol] if akey else config.USM_AUTH_NONE, akey,
+        PRIV_PROTOCOLS[u.priv_protocol] if pkey else config.USM_PRIV_NONE, pkey,
+        securityEngineId=engine_id)
+
+
 class TrapReceiver:
     """Listens on cfg.host:cfg.port inside the SNMP thread's loop; `open()` binds at once."""
 
@@ -130,6 +144,8 @@ class TrapReceiver:
         config.add_transport(self._engine, mod.DOMAIN_NAME, transport)
         for i, community in enumerate(self.cfg.communities):
             config.add_v1_system(self._engine, f"trap-{i}", community)
+        for u in self.cfg.v3_users:
+            add_trap_user(self._engine, u)
         self._receiver = ntfrcv.NotificationReceiver(self._engine, self._on_trap)
         log.info("SNMP trap receiver on %s:%d", self.cfg.host, self.port)
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 from fieldwatch.agent.snmp.profile import load_profile, load_profiles, shipped_profiles_dir
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fieldwatch.errors import ConfigError
 
@@ -92,3 +94,27 @@ def test_operator_dir_overrides_shipped_profile(tmp_path: Path) -> None:
     _write(tmp_path, "system", "name: system\nscalars:\n  - {oid: 1.3.6.1.2.1.1.7.0, "
                                "metric: snmp.services}\n")
     assert load_profiles(["system"], [tmp_path])["system"].scalars[0].name == "snmp.services"
+
+
+@given(st.text(max_size=300))
+@settings(max_examples=60, deadline=None)
+def test_any_text_is_a_profile_or_located_errors(text: str) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "fuzz.yaml"
+        path.write_text(text, encoding="utf-8")
+        try:
+            load_profile(path)
+        except ConfigError as exc:
+            assert exc.problems and all(p.file == str(path) for p in exc.problems)
+
+
+@pytest.mark.parametrize(("text", "where"), [
+    ("name: bad\nscalars: \x1f\n", "2:10"),        # control character: the YAML reader refuses
+    ("name: bad\nwhen: 2024-13-45\n", "2:7"),      # a timestamp that is no date
+])
+def test_yaml_level_mistakes_are_located_too(tmp_path: Path, text: str, where: str) -> None:
+    path = _write(tmp_path, "bad", text)
+    with pytest.raises(ConfigError, match=f"^{path}:{where}: invalid"):
+        load_profile(path)

@@ -11,6 +11,8 @@ from fieldwatch.agent.snmp.config import SnmpConfig
 from fieldwatch.agent.snmp.service import SnmpService
 from fieldwatch.agent.snmp.traps import trap_event
 from fieldwatch.agent.sources.snmp import SnmpHealthSource
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fieldwatch import wire
 from tests.conftest import _require
@@ -141,3 +143,50 @@ def test_trap_event_is_pure_and_tolerates_missing_trap_oid() -> None:
     e = trap_event("s", "d", "10.0.0.1", [((1, 3, 6, 1, 2, 1, 1, 3, 0), 100)], ts=5.0)
     assert e.type == "snmp.trap" and e.fields["trap"] == "unknown" and e.ts == 5.0
     assert e.fields["uptime_seconds"] == 1.0
+
+
+def test_v3_auth_priv_traps_from_a_known_engine() -> None:
+    _require("snmptrap")
+    engine_id = "0x8000000001020304"
+    out = Collected()
+    user = {"user": "trapper", "auth_key": "trap-auth-1", "priv_key": "trap-priv-1",
+            "engine_id": engine_id}
+    cfg = SnmpConfig.model_validate({"traps": {"enabled": True, "host": "127.0.0.1", "port": 0,
+                                               "v3_users": [user]}})
+    service = SnmpService(cfg, "hq", out)
+    service.start()
+    try:
+        assert service.receiver is not None
+        port = service.receiver.port
+        v3 = ["-v3", "-e", engine_id, "-u", "trapper", "-l", "authPriv", "-a", "SHA", "-x", "AES",
+              "-X", "trap-priv-1"]
+        for auth in ("wrong-auth-1", "trap-auth-1"):  # the bad one is dropped, the good arrives
+            subprocess.run(["snmptrap", *v3, "-A", auth, f"127.0.0.1:{port}", "", LINK_DOWN,
+                            "1.3.6.1.2.1.2.2.1.1.7", "i", "7"], check=True,
+                           capture_output=True, timeout=10, env={**os.environ, "MIBS": ""})
+        [event] = out.wait_events(1)
+    finally:
+        service.stop()
+    assert event.type == "snmp.trap.linkDown" and event.fields["ifindex"] == 7
+    assert [e.type for e in out.events()] == ["snmp.trap.linkDown"]
+
+
+def test_trap_user_engine_id_is_validated() -> None:
+    with pytest.raises(ValueError, match="engine_id"):
+        SnmpConfig.model_validate({"traps": {"v3_users": [
+            {"user": "u", "auth_key": "k" * 8, "engine_id": "nothex"}]}})
+
+
+_oids = st.lists(st.integers(min_value=0, max_value=2**32 - 1), min_size=1, max_size=14).map(
+    tuple)
+_values = st.one_of(st.none(), st.integers(min_value=-(2**63), max_value=2**64),
+                    st.text(max_size=40))
+
+
+@given(st.lists(st.tuples(_oids, _values), max_size=12), st.booleans())
+def test_any_varbinds_make_an_encodable_event(varbinds, with_trap_oid) -> None:  # type: ignore[no-untyped-def]
+    if with_trap_oid:
+        varbinds = [((1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0), LINK_DOWN), *varbinds]
+    event = trap_event("s", "d", "10.0.0.1", varbinds, ts=1.0)
+    assert wire.decode(wire.encode(event)) == event
+    assert event.type.startswith("snmp.trap")
