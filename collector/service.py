@@ -13,6 +13,7 @@ import httpx
 from fieldwatch.collector.config import CollectorConfig
 from fieldwatch.collector.desks.runtime import DeskRuntime
 from fieldwatch.collector.diag.dispatch import RES_TOPIC, diag_dispatcher
+from fieldwatch.collector.fairqueue import FairQueue
 from fieldwatch.collector.ingest import MqttIngest, Received
 from fieldwatch.collector.notifier import WebhookNotifier
 from fieldwatch.collector.pipeline import Worker
@@ -80,7 +81,9 @@ class Collector:
         self.desk = ServiceDesk(self.store, self.clock, WebhookNotifier(
             self.http, str(cfg.desk.webhook) if cfg.desk.webhook else None))
         self.ticker = Ticker(self.desk, self.stats, cfg.desk.tick)
-        self.queue: queue.Queue[Received] = queue.Queue(maxsize=cfg.queue_max)
+        # fair across devices: one device's alert storm does not delay the others (fairqueue.py)
+        self.queue: queue.Queue[Received] = FairQueue(  # type: ignore[assignment]
+            maxsize=cfg.queue_max)
         self.diag = diag_dispatcher(cfg, self.store.engine, self.clock, self.stats,
                                     lambda: self.ruleset, lambda t, p: self.ingest.client.publish(
                                         t, p, qos=1))
