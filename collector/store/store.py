@@ -150,18 +150,32 @@ class Store:
         # locks in the same order.
         ordered = sorted(changes, key=lambda c: c.fingerprint)
         live = self._open_tickets(conn, {c.fingerprint for c in ordered})
+        # what opening needs, read once for the batch: the fault's last ticket, the inventory
+        firing = [c for c in ordered if c.kind == "fire" and c.fingerprint not in live]
+        lasts = self._last_tickets(conn, {c.fingerprint for c in firing})
+        inventories = self._inventories(conn, {(c.site, c.device) for c in firing})
+        fired: set[str] = set()
         merged: dict[int, dict[str, Any]] = {}
         events: list[dict[str, Any]] = []
         for ch in ordered:
             actor = f"rule:{ch.rule}"
             row = live.get(ch.fingerprint)
             if ch.kind == "fire" and row is None:
-                new_id = self._fire(conn, ch, now, actor)  # opens, reopens or finds it
+                if ch.fingerprint in fired:  # fired earlier in this batch: read it afresh
+                    last = self._last_tickets(conn, [ch.fingerprint]).get(ch.fingerprint)
+                else:
+                    last = lasts.get(ch.fingerprint)
+                fired.add(ch.fingerprint)
+                new_id = self._fire(conn, ch, now, actor, last,
+                                    inventories.get((ch.site, ch.device)))
                 if new_id is not None:
                     opened.append(new_id)
-                found = self._open_ticket(conn, ch.fingerprint)
-                if found is not None:
-                    live[ch.fingerprint] = found
+                    live[ch.fingerprint] = _Live(new_id, ch.fingerprint, "open", ch.first_ts, [],
+                                                 None)
+                else:  # reopened, or updated because another collector opened it: look again
+                    found = self._open_ticket(conn, ch.fingerprint)
+                    if found is not None:
+                        live[ch.fingerprint] = found
                 continue
             if row is None:
                 continue  # a repeat or clear with no open ticket (closed by hand): nothing to do
@@ -225,14 +239,30 @@ class Store:
                            "alert fired again while the ticket was open", {"value": ch.value},
                            conn=conn)
 
-    def _fire(self, conn: sa.Connection, ch: TicketChange, now: float, actor: str) -> int | None:
-        """A new alert: update the open ticket, handle a recurrence, or open a ticket."""
-        row = self._open_ticket(conn, ch.fingerprint)
-        if row is not None:
-            self._repeat(conn, row, ch, now, actor)
-            return None
-        last = conn.execute(sa.select(tickets).where(tickets.c.fingerprint == ch.fingerprint)
-                            .order_by(tickets.c.id.desc()).limit(1)).first()
+    def _last_tickets(self, conn: sa.Connection, fps: Iterable[str]) -> dict[str, sa.Row[Any]]:
+        """The newest ticket of each fingerprint (for recurrences), in one query per 500."""
+        out: dict[str, sa.Row[Any]] = {}
+        wanted = sorted(fps)
+        for i in range(0, len(wanted), 500):
+            for row in conn.execute(sa.select(tickets).where(
+                    tickets.c.fingerprint.in_(wanted[i:i + 500])).order_by(tickets.c.id)):
+                out[row.fingerprint] = row  # ascending ids: the newest wins
+        return out
+
+    def _inventories(self, conn: sa.Connection, keys: Iterable[tuple[str, str]]
+                     ) -> dict[tuple[str, str], Any]:
+        wanted = sorted(keys)
+        out: dict[tuple[str, str], Any] = {}
+        for i in range(0, len(wanted), 200):
+            part = wanted[i:i + 200]
+            q = sa.select(devices.c.site, devices.c.device, devices.c.inventory).where(
+                sa.or_(*(sa.and_(devices.c.site == s, devices.c.device == d) for s, d in part)))
+            out.update({(r.site, r.device): r.inventory for r in conn.execute(q)})
+        return out
+
+    def _fire(self, conn: sa.Connection, ch: TicketChange, now: float, actor: str,
+              last: sa.Row[Any] | None, inventory: Any) -> int | None:
+        """A new alert with no open ticket: a recurrence, or a new ticket (None: no new one)."""
         recurrence_of = None
         if last is not None:
             how = getattr(ch, "on_recurrence", "reopen")
@@ -259,7 +289,7 @@ class Store:
                 if row is not None:
                     self._repeat(conn, row, ch, now, actor)
                     return None
-        new_id = self._insert_ticket(conn, ch, now, recurrence_of)
+        new_id = self._insert_ticket(conn, ch, now, recurrence_of, inventory)
         if new_id is None:  # another collector opened it first: the unique index said so
             row = self._open_ticket(conn, ch.fingerprint)
             if row is not None:
@@ -287,9 +317,7 @@ class Store:
         return True
 
     def _insert_ticket(self, conn: sa.Connection, ch: TicketChange, now: float,
-                       recurrence_of: int | None) -> int | None:
-        inv = conn.execute(sa.select(devices.c.inventory).where(
-            devices.c.site == ch.site, devices.c.device == ch.device)).scalar()
+                       recurrence_of: int | None, inv: Any) -> int | None:
         device_type = device_type_of(inv)
         team, assignee = self.assign_for(conn, Facts(ch.rule, ch.site, ch.device, device_type,
                                                      ch.labels), ch.team)
@@ -516,3 +544,15 @@ _REPEAT = tickets.update().where(tickets.c.id == sa.bindparam("b_id")).values(
     updated_at=sa.bindparam("b_now", type_=sa.Float),
     update_event_at=sa.func.coalesce(sa.bindparam("b_uea", type_=sa.Float),
                                      tickets.c.update_event_at))
+
+
+@dataclass(frozen=True)
+class _Live:
+    """An open ticket as `_apply` tracks it (the columns of _OPEN_COLS)."""
+
+    id: int
+    fingerprint: str
+    state: str
+    update_event_at: float | None
+    pauses: list[Any]
+    waiting_since: float | None

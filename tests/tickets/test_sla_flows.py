@@ -240,3 +240,20 @@ def test_device_history_lists_every_ticket_of_the_device(desk: ServiceDesk) -> N
     assert [t["rule"] for t in h["tickets"]] == ["hot", "manual"]
     with pytest.raises(TransitionRefused, match="no device"):
         desk.device_history("ghost")
+
+
+def test_fire_clear_fire_in_one_batch_reopens_the_same_ticket(desk: ServiceDesk) -> None:
+    feed = Feed(desk)
+    msgs = []
+    for value in (90, 60, 95):
+        feed.seq += 1
+        desk.clock.t += 1  # type: ignore[attr-defined]
+        now = desk.clock.now()
+        m = Metrics(device="a", site="hq", seq=feed.seq, ts=now, agent="t",
+                    samples=[Sample("temp.celsius", value, {"sensor": "cpu"})])
+        msgs.append(Received(m, encode(m), now))
+    desk.store.write(prepare(msgs, feed.engine, feed.state), desk.clock.now())
+    [t] = desk.list()
+    assert (t["state"], t["reopen_count"]) == ("reopened", 1)
+    assert [k for k in kinds(desk, t["id"]) if k != "assigned"] == ["opened", "resolved",
+                                                                    "reopened"]
