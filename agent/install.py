@@ -72,7 +72,8 @@ def render_unit(cfg: AgentConfig, opts: UnitOptions) -> str:
         "Type=simple",
         f"User={opts.user}",
         f"Group={opts.user}",
-        f"ExecStart={opts.python} -m fieldwatch agent run --config {opts.config}",
+        # the agent's own entry point: `fieldwatch agent run` would load the whole CLI
+        f"ExecStart={opts.python} -m fieldwatch.agent run --config {opts.config}",
         f"EnvironmentFile=-{ENV_FILE}",
         "Environment=PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1",
         "Restart=always",

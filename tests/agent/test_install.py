@@ -50,7 +50,7 @@ def test_dry_run_prints_a_hardened_unit_systemd_accepts(
     unit = capsys.readouterr().out
     for line in HARDENING:
         assert line in unit.splitlines(), line
-    assert f"-m fieldwatch agent run --config {cfg}" in unit
+    assert f"-m fieldwatch.agent run --config {cfg}" in unit
     assert "StateDirectory=fieldwatch/agent" in unit
     assert "CapabilityBoundingSet=CAP_SYS_RAWIO" in unit  # SMART is on by default
     assert verify(unit, tmp_path) == ""
