@@ -1,4 +1,4 @@
-"""The agent daemon: APScheduler calls one poll cycle per interval; everything the agent sends
+"""The agent daemon: a ticker calls one poll cycle per interval; everything the agent sends
 goes through one path, `Agent.publish` (or `publish_metrics`, which numbers the message), into
 the outage buffer and from there to MQTT.
 
@@ -11,17 +11,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
-from datetime import UTC, datetime
 
-from apscheduler.schedulers.background import BackgroundScheduler
 from fieldwatch.agent.buffer import Drops, Outbox
 from fieldwatch.agent.config import AgentConfig
-from fieldwatch.agent.diag.service import start_diag
 from fieldwatch.agent.inventory import collect_inventory
 from fieldwatch.agent.poll import Poller
 from fieldwatch.agent.publisher import MqttPublisher
 from fieldwatch.agent.registry import build_sources
 from fieldwatch.agent.sources.base import sample
+from fieldwatch.agent.ticker import Ticker
 
 from fieldwatch import __version__, wire
 from fieldwatch.clock import Clock, SystemClock
@@ -47,10 +45,18 @@ class Agent:
         self.publisher = MqttPublisher(cfg.device, cfg.site, cfg.broker, self.outbox,
                                        inflight=cfg.buffer.inflight,
                                        on_link_up=self._report_drops)
-        self.diag = start_diag(cfg, self.publisher.client,
-                               lambda kind, payload: self.publish(cfg.site, cfg.device, kind,
-                                                                  payload), self.clock)
-        self._scheduler: BackgroundScheduler | None = None
+        self.diag = None
+        if cfg.diag.enabled:  # its crypto and probes are imported only when it is on
+            from fieldwatch.agent.diag.service import start_diag
+
+            self.diag = start_diag(cfg, self.publisher.client,
+                                   lambda kind, payload: self.publish(cfg.site, cfg.device,
+                                                                      kind, payload),
+                                   self.clock)
+        self.ticker = Ticker()
+        self.ticker.every(cfg.interval, self.cycle, "poll")
+        if cfg.inventory.enabled:
+            self.ticker.every(cfg.inventory.every, self.send_inventory, "inventory")
 
     # -- the one way out ---------------------------------------------------------------------
 
@@ -115,22 +121,12 @@ class Agent:
         self.publisher.start()
         if self.snmp is not None:
             self.snmp.start()
-        self._scheduler = BackgroundScheduler(daemon=True)
-        now = datetime.now(UTC)
-        self._scheduler.add_job(self.cycle, "interval", seconds=self.cfg.interval,
-                                max_instances=1, coalesce=True, id="poll",
-                                next_run_time=now)  # first cycle at once
-        if self.cfg.inventory.enabled:
-            self._scheduler.add_job(self.send_inventory, "interval",
-                                    seconds=self.cfg.inventory.every, max_instances=1,
-                                    coalesce=True, id="inventory", next_run_time=now)
-        self._scheduler.start()
+        self.ticker.start()  # first cycle at once
         log.info("agent %s/%s polling every %ss; buffer %s holds %d messages", self.cfg.site,
                  self.cfg.device, self.cfg.interval, self.outbox.path, self.outbox.count)
 
     def stop(self) -> None:
-        if self._scheduler is not None:
-            self._scheduler.shutdown(wait=True)
+        self.ticker.stop()
         if self.diag is not None:
             self.diag.stop()
         if self.snmp is not None:
