@@ -216,7 +216,7 @@ def make_app(desk: ServiceDesk | Store, stats: Stats,
         return HTMLResponse(_page(desk))
 
     # Routes of other areas, as Starlette routes (not in this OpenAPI spec, own auth rules).
-    app.router.routes.extend(diag_routes(desk.store.engine))  # approvals, diagnostics
+    app.router.routes.extend(diag_routes(desk.store.engine, tokens))  # approvals, diagnostics
     app.router.routes.extend(silence_routes(desk.store.engine))
     return app
 

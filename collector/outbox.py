@@ -41,6 +41,9 @@ EVENT_ACTIONS: dict[str, Action] = {
     "comment": "update", "assigned": "update", "refired": "update", "recurred": "update",
     "alert_cleared": "update", "in_progress": "update", "waiting": "update",
     "resumed": "update", "priority_changed": "update", "diagnostics": "update",
+    # remote diagnostics (collector/diag): results, refusals, approvals, on-site escalation
+    "diag_result": "update", "diag_refused": "update", "diag_no_response": "update",
+    "approval": "update", "needs_onsite": "update",
     "sla_escalation": "escalate",
 }
 

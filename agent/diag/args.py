@@ -67,6 +67,26 @@ def choice(options: Callable[[], Collection[str]]) -> Callable[[str, Any], str]:
     return check
 
 
+_BLOCK = re.compile(r"/dev/(?:sd[a-z]{1,3}|hd[a-z]|vd[a-z]{1,3}|xvd[a-z]{1,3}|nvme[0-9]{1,3}"
+                    r"(?:n[0-9]{1,3})?|mmcblk[0-9]{1,3}|sg[0-9]{1,3})")
+
+
+def disk(configured: Callable[[], Collection[str]]) -> Callable[[str, Any], str]:
+    """One of the configured disks; with none configured, any whole-disk device node that
+    exists (what `smartctl --scan` would find), named plainly."""
+    by_name = choice(configured)
+
+    def check(name: str, value: Any) -> str:
+        if configured():
+            return by_name(name, value)
+        if not isinstance(value, str) or not _BLOCK.fullmatch(value):
+            raise _bad(name, "expected a disk such as /dev/sda or /dev/nvme0n1")
+        if not os.path.exists(value):
+            raise _bad(name, f"{value} does not exist here")
+        return value
+    return check
+
+
 def oid(name: str, value: Any) -> str:
     if not isinstance(value, str) or not _OID.fullmatch(value):
         raise _bad(name, "expected a numeric OID such as 1.3.6.1.2.1.1")

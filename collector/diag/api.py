@@ -2,11 +2,16 @@
 
     POST /api/v1/tickets/{id}/approvals   {"action", "by", "on_behalf_of"?, "note"?, "valid_for"?}
     GET  /api/v1/tickets/{id}/diagnostics requests with their results and approvals
+
+Both need the API's bearer token, like every ticket action: an approval lets a device be
+changed, and results show what is on a customer's machine.
 """
 
 from __future__ import annotations
 
+import hmac
 import time
+from collections.abc import Awaitable, Callable, Iterable
 
 import sqlalchemy as sa
 from fieldwatch.collector.diag.store import DiagStore
@@ -17,8 +22,21 @@ from starlette.routing import Route
 from fieldwatch.durations import parse_duration
 from fieldwatch.errors import DiagnosticRefused
 
+Handler = Callable[[Request], Awaitable[Response]]
 
-def routes(engine: sa.Engine) -> list[Route]:
+
+def _guarded(handler: Handler, tokens: Callable[[], Iterable[str]]) -> Handler:
+    async def guarded(request: Request) -> Response:
+        allowed = list(tokens())
+        given = request.headers.get("authorization", "").removeprefix("Bearer ").encode()
+        if not allowed or not any(hmac.compare_digest(given, t.encode()) for t in allowed):
+            return JSONResponse({"detail": "missing or wrong bearer token"}, 401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        return await handler(request)
+    return guarded
+
+
+def routes(engine: sa.Engine, tokens: Callable[[], Iterable[str]] = frozenset) -> list[Route]:
     store = DiagStore(engine)
 
     async def approve(request: Request) -> Response:
@@ -44,5 +62,6 @@ def routes(engine: sa.Engine) -> list[Route]:
         return JSONResponse({"requests": store.requests_of(tid),
                              "approvals": store.approvals(tid), "onsite": store.onsite(tid)})
 
-    return [Route("/api/v1/tickets/{id:int}/approvals", approve, methods=["POST"]),
-            Route("/api/v1/tickets/{id:int}/diagnostics", diagnostics)]
+    return [Route("/api/v1/tickets/{id:int}/approvals", _guarded(approve, tokens),
+                  methods=["POST"]),
+            Route("/api/v1/tickets/{id:int}/diagnostics", _guarded(diagnostics, tokens))]

@@ -32,6 +32,16 @@ Publish = Callable[[str, bytes], object]  # (topic, payload)
 RES_TOPIC = wire.topic("+", "+", "diag/res")
 
 
+# The alert's own labels say which instance a check should look at: the failing disk, the
+# stopped service. Only these; the agent still validates them against its own config.
+LABEL_ARGS = {"smart_status": {"device": "disk"}, "service_status": {"service": "service"}}
+
+
+def args_from_labels(check: str, labels: dict[str, str] | None) -> dict[str, str]:
+    want = LABEL_ARGS.get(check, {})
+    return {arg: labels[label] for arg, label in want.items() if labels and label in labels}
+
+
 class Dispatcher:
     def __init__(self, store: DiagStore, key: Ed25519PrivateKey, publish: Publish,
                  clock: Clock, cfg: CollectorDiagConfig, stats: Stats | None = None,
@@ -77,8 +87,8 @@ class Dispatcher:
                                          f"{name} changes the device: it runs only after an "
                                          "approval on this ticket")
                     continue
-                self.send(t["site"], t["device"], name, ticket=tid,
-                          requested_by=f"rule:{rule.name}", auto=True)
+                self.send(t["site"], t["device"], name, args_from_labels(name, t["labels"]),
+                          ticket=tid, requested_by=f"rule:{rule.name}", auto=True)
 
     # -- results ------------------------------------------------------------------------------
 

@@ -12,7 +12,8 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 from fieldwatch.collector.diag.schema import approvals, metadata, onsite, requests
-from fieldwatch.collector.store.schema import devices, messages, ticket_events, tickets
+from fieldwatch.collector.store.schema import devices, messages, tickets
+from fieldwatch.collector.store.store import Store
 
 from fieldwatch import wire
 from fieldwatch.errors import DiagnosticRefused
@@ -23,15 +24,14 @@ FAILED = ("failed", "timeout", "error")
 class DiagStore:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
+        self.tickets = Store(engine)  # its add_event is THE way onto a timeline (desk outbox)
         metadata.create_all(engine, checkfirst=True)
 
     # -- timeline -----------------------------------------------------------------------------
 
-    @staticmethod
-    def _event(conn: sa.Connection, ticket_id: int, at: float, actor: str, kind: str,
+    def _event(self, conn: sa.Connection, ticket_id: int, at: float, actor: str, kind: str,
                reason: str, data: dict[str, Any] | None = None) -> None:
-        conn.execute(ticket_events.insert().values(ticket_id=ticket_id, at=at, actor=actor,
-                                                   kind=kind, reason=reason, data=data))
+        self.tickets.add_event(ticket_id, at, actor, kind, reason, data, conn=conn)
 
     def add_event(self, ticket_id: int, at: float, actor: str, kind: str, reason: str,
                   data: dict[str, Any] | None = None) -> None:

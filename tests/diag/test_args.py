@@ -111,3 +111,32 @@ def test_unknown_and_missing_arguments() -> None:
         a.validate(params, {"host": "gw", "cmd": "id"})
     with pytest.raises(DiagnosticRefused, match="required"):
         a.validate(params, {})
+
+
+@pytest.mark.parametrize("value", ["/dev/sda; id", "/dev/../etc/shadow", "/etc/shadow", "-d",
+                                   "/dev/sda1x", "sda", "/dev/sdzzzz", "/dev/sda\n"])
+def test_bad_disks_are_refused(value: str) -> None:
+    with pytest.raises(DiagnosticRefused):
+        a.disk(lambda: [])("device", value)
+
+
+def test_disks_configured_or_existing() -> None:
+    assert a.disk(lambda: ["/dev/sdb"])("device", "/dev/sdb") == "/dev/sdb"
+    with pytest.raises(DiagnosticRefused, match="configured"):
+        a.disk(lambda: ["/dev/sdb"])("device", "/dev/vda")
+    with pytest.raises(DiagnosticRefused, match="does not exist"):
+        a.disk(lambda: [])("device", "/dev/sdzz")
+    present = next((d for d in ("/dev/vda", "/dev/sda", "/dev/nvme0n1") if os.path.exists(d)),
+                   None)
+    if present:
+        assert a.disk(lambda: [])("device", present) == present
+
+
+def test_alert_labels_name_the_instance_to_look_at() -> None:
+    from fieldwatch.collector.diag.dispatch import args_from_labels
+
+    assert args_from_labels("smart_status", {"disk": "/dev/sda", "x": "y"}) == {
+        "device": "/dev/sda"}
+    assert args_from_labels("service_status", {"service": "nginx"}) == {"service": "nginx"}
+    assert args_from_labels("ping", {"disk": "/dev/sda"}) == {}
+    assert args_from_labels("smart_status", {}) == {}

@@ -145,11 +145,15 @@ def test_api_records_an_approval(setup) -> None:  # type: ignore[no-untyped-def]
     from tests.e2e.procs import wait_for
 
     d, diag, tid, sent, store = setup
-    server = HttpServer(make_app(store, Stats()), port=0)
+    server = HttpServer(make_app(store, Stats(), tokens=lambda: frozenset({"t0ken"})), port=0)
     server.start()
     base = f"http://127.0.0.1:{server.port}"
     wait_for(lambda: httpx.get(f"{base}/healthz").status_code == 200, 10)
-    with httpx.Client(base_url=base) as http:
+    with httpx.Client(base_url=base) as anonymous:
+        assert anonymous.post(f"/api/v1/tickets/{tid}/approvals",
+                              json={"action": "x", "by": "Ana"}).status_code == 401
+        assert anonymous.get(f"/api/v1/tickets/{tid}/diagnostics").status_code == 401
+    with httpx.Client(base_url=base, headers={"Authorization": "Bearer t0ken"}) as http:
         r = http.post(f"/api/v1/tickets/{tid}/approvals",
                       json={"action": "restart_service", "by": "Ana", "on_behalf_of": "ACME"})
         assert r.status_code == 201
