@@ -183,10 +183,10 @@ class Engine:
         dev = self._device(st, msg.site, msg.device)
         recent = dev.recent
         seq = msg.seq
-        if seq in recent:  # a QoS 1 redelivery or a replayed backlog seen before
-            st.duplicates += 1
+        if recent.get(seq) == msg.ts:  # a QoS 1 redelivery or a replayed backlog seen before
+            st.duplicates += 1  # (same seq and time: a restarted sender reusing seqs is not)
             return
-        recent[seq] = None
+        recent[seq] = msg.ts
         if len(recent) > 256:
             del recent[next(iter(recent))]
         if rx > dev.last_rx:
@@ -462,10 +462,10 @@ class Engine:
                out: list[Transition]) -> None:
         dev = self._device(st, ev.site, ev.device)
         if ev.seq is not None:
-            if ev.seq in dev.recent_ev:
+            if dev.recent_ev.get(ev.seq) == ev.ts:
                 st.duplicates += 1
                 return
-            dev.recent_ev[ev.seq] = None
+            dev.recent_ev[ev.seq] = ev.ts
             if len(dev.recent_ev) > 256:
                 del dev.recent_ev[next(iter(dev.recent_ev))]
         if rx > dev.last_rx:

@@ -67,8 +67,8 @@ class DeviceState:
         self.status_at = NEG_INF
         self.series: dict[tuple[Any, ...], Series] = {}
         self.hot: dict[str, int] = {}  # metric name → alerts in flight (no fast path)
-        self.recent: dict[int, None] = {}  # recent metrics seq numbers, to drop duplicates
-        self.recent_ev: dict[int, None] = {}
+        self.recent: dict[int, float] = {}  # recent metrics seq → ts, to drop duplicates
+        self.recent_ev: dict[int, float] = {}
         self.metric_rx: dict[str, float] = {}  # absent rule → last matching sample received
         self.fps: dict[str, str] = {}  # device-level rule → fingerprint
         self.drules: tuple[Any, ...] = ()  # device-level rules that select this device

@@ -129,3 +129,51 @@ def _reloads(base: str) -> int:
         if line.startswith("fieldwatch_collector_rules_reloads_total "):
             return int(line.split()[-1])
     return 0
+
+
+SILENT = """
+rules:
+  - name: silent
+    kind: absent
+    for: 3s
+    severity: P2
+    ticket: {title: "{device} silent", description: "{reason}"}
+"""
+
+
+def test_broker_outage_blames_no_device_but_a_dead_one_is_found_after(
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "silent.yaml").write_text(SILENT)
+    collector, base = start_collector(tmp_path, mosquitto.port, rules)
+    store = Store(open_engine(f"sqlite:///{tmp_path / 'fieldwatch.db'}", create=False))
+    pub = Publisher(mosquitto.port)
+    try:
+        pub.metric("alive", 1)
+        pub.metric("dead", 1)
+        wait_for(lambda: _stored(base) >= 2)
+        pub.close()
+        mosquitto.stop()
+        wait_for(lambda: not httpx.get(f"{base}/healthz").json()["mqtt_connected"])
+        time.sleep(6)  # the outage itself: twice the rule's 3 s, while nobody can be heard
+        mosquitto.start()
+        wait_for(lambda: httpx.get(f"{base}/healthz").json()["mqtt_connected"], 20)
+        pub = Publisher(mosquitto.port)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not _tickets(store, "silent"):
+            pub.metric("alive", 1)  # back right after the outage; `dead` never is
+            time.sleep(0.3)
+        assert [t["device"] for t in _tickets(store, "silent")] == ["dead"]
+        assert "no data for" in _tickets(store, "silent")[0]["description"]
+    finally:
+        pub.close()
+        store.engine.dispose()
+        assert collector.stop() == 0
+
+
+def _stored(base: str) -> int:
+    for line in httpx.get(f"{base}/metrics").text.splitlines():
+        if line.startswith("fieldwatch_collector_stored_total "):
+            return int(line.split()[-1])
+    return 0

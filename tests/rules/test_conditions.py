@@ -123,5 +123,14 @@ def test_duplicate_sequence_numbers_are_dropped() -> None:
     eng, st = engine(rule(metric="m", when="'value > 10'")), EngineState()
     m = metrics("m", 20, 0, seq=7)
     assert len(eng.evaluate(st, [m])) == 1
-    assert eng.evaluate(st, [metrics("m", 20, 5, seq=7)]) == []
+    assert eng.evaluate(st, [metrics("m", 20, 0, seq=7)]) == []  # redelivered as is
     assert st.duplicates == 1
+
+
+def test_a_restarted_sender_reusing_sequence_numbers_is_not_a_duplicate() -> None:
+    from tests.rules.helpers import metrics
+    eng, st = engine(rule(metric="m", when="'value > 10'")), EngineState()
+    eng.evaluate(st, [metrics("m", 1, 0, seq=1), metrics("m", 1, 10, seq=2)])
+    # the poller restarted and counts from 1 again, with new times: evaluated
+    assert [t.kind for t in eng.evaluate(st, [metrics("m", 20, 20, seq=1)])] == ["firing"]
+    assert st.duplicates == 0
