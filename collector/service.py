@@ -132,6 +132,13 @@ class Collector:
         for d in self.store.list_devices():  # silence is counted from now, status is kept
             self.worker.engine.seed_device(self.worker.state, d["site"], d["device"], now,
                                            d["status"], d["status_cause"], d["status_at"])
+        restored = sum(  # open tickets' alerts resume firing: their clear resolves them
+            self.worker.engine.restore(self.worker.state, t["rule"], t["site"], t["device"],
+                                       t["labels"] or {}, t["opened_at"], t["last_seen"],
+                                       t["last_value"] if t["last_value"] is not None else 0.0)
+            for t in self.store.list_tickets("open", limit=1_000_000))
+        if restored:
+            log.info("resumed %d firing alerts from open tickets", restored)
         self.worker.refresh_silences(now)
         if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
             self._old_hup = signal.signal(signal.SIGHUP, lambda s, f: self.reloader.request())

@@ -612,6 +612,40 @@ class Engine:
             dev.status, dev.status_cause = status, cause
             dev.status_at = now if status_at is None else status_at
 
+    def restore(self, st: EngineState, rule_name: str, site: str, device: str,
+                labels: Mapping[str, str], fired_at: float, last_ts: float,
+                value: float) -> bool:
+        """An alert whose ticket is still open when the collector starts comes back firing,
+        so a clear after the restart resolves that ticket and a repeat updates it. Returns
+        False when the rule is gone or no longer selects this series."""
+        rule = self.rules.get(rule_name)
+        if rule is None:
+            return False
+        labels = dict(labels)
+        dev = self._device(st, site, device)
+        if fingerprint(rule.name, site, device, labels) in st.alerts:
+            return False
+        if rule.kind == "metric":
+            entry = self._by_metric.get(rule.metric)
+            if entry is None:
+                return False
+            key = (rule.metric, _labels_key(labels))
+            ser = self._bind(dev, entry, key, labels, dev.series.get(key))
+            if rule not in ser.rules:
+                return False
+            a = self._new_alert(st, rule, dev, labels, fired_at, value, ser)
+        else:
+            a = self._new_alert(st, rule, dev, labels, fired_at, value, None)
+            if rule.kind == "event":
+                st.events.add(a.fingerprint)
+                a.last_rx = last_ts
+            elif not labels:
+                dev.fps[rule.name] = a.fingerprint
+        a.state = "firing"
+        a.fired_at = a.last_update = fired_at
+        a.last_ts = last_ts
+        return True
+
     # -- reload ---------------------------------------------------------------------------------
 
     def adopt(self, st: EngineState, old: Engine | None) -> int:
