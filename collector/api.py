@@ -217,7 +217,7 @@ def make_app(desk: ServiceDesk | Store, stats: Stats,
 
     # Routes of other areas, as Starlette routes (not in this OpenAPI spec, own auth rules).
     app.router.routes.extend(diag_routes(desk.store.engine, tokens))  # approvals, diagnostics
-    app.router.routes.extend(silence_routes(desk.store.engine))
+    app.router.routes.extend(silence_routes(desk.store.engine, tokens))
     return app
 
 

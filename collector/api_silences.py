@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 import sqlalchemy as sa
+from fieldwatch.collector.api_auth import Tokens, guarded
 from fieldwatch.collector.store.silences import SilenceStore
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -34,7 +35,8 @@ def _number(body: dict[str, Any], key: str) -> float | None:
     return float(v)
 
 
-def silence_routes(engine: sa.Engine, clock: Clock | None = None) -> list[Route]:
+def silence_routes(engine: sa.Engine, tokens: Tokens, clock: Clock | None = None) -> list[Route]:
+    """The routes, each behind the API's bearer token (a silence mutes tickets)."""
     silences = SilenceStore(engine)
     clk = clock or SystemClock()
 
@@ -85,8 +87,8 @@ def silence_routes(engine: sa.Engine, clock: Clock | None = None) -> list[Route]
         return JSONResponse(silences.muted())
 
     return [
-        Route("/api/v1/silences", list_, methods=["GET"]),
-        Route("/api/v1/silences", add, methods=["POST"]),
-        Route("/api/v1/silences/{id}", expire, methods=["DELETE"]),
-        Route("/api/v1/muted", muted, methods=["GET"]),
+        Route("/api/v1/silences", guarded(list_, tokens), methods=["GET"]),
+        Route("/api/v1/silences", guarded(add, tokens), methods=["POST"]),
+        Route("/api/v1/silences/{id}", guarded(expire, tokens), methods=["DELETE"]),
+        Route("/api/v1/muted", guarded(muted, tokens), methods=["GET"]),
     ]

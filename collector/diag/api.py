@@ -9,11 +9,11 @@ changed, and results show what is on a customer's machine.
 
 from __future__ import annotations
 
-import hmac
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import sqlalchemy as sa
+from fieldwatch.collector.api_auth import guarded
 from fieldwatch.collector.diag.store import DiagStore
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -21,19 +21,6 @@ from starlette.routing import Route
 
 from fieldwatch.durations import parse_duration
 from fieldwatch.errors import DiagnosticRefused
-
-Handler = Callable[[Request], Awaitable[Response]]
-
-
-def _guarded(handler: Handler, tokens: Callable[[], Iterable[str]]) -> Handler:
-    async def guarded(request: Request) -> Response:
-        allowed = list(tokens())
-        given = request.headers.get("authorization", "").removeprefix("Bearer ").encode()
-        if not allowed or not any(hmac.compare_digest(given, t.encode()) for t in allowed):
-            return JSONResponse({"detail": "missing or wrong bearer token"}, 401,
-                                headers={"WWW-Authenticate": "Bearer"})
-        return await handler(request)
-    return guarded
 
 
 def routes(engine: sa.Engine, tokens: Callable[[], Iterable[str]] = frozenset) -> list[Route]:
@@ -62,6 +49,6 @@ def routes(engine: sa.Engine, tokens: Callable[[], Iterable[str]] = frozenset) -
         return JSONResponse({"requests": store.requests_of(tid),
                              "approvals": store.approvals(tid), "onsite": store.onsite(tid)})
 
-    return [Route("/api/v1/tickets/{id:int}/approvals", _guarded(approve, tokens),
+    return [Route("/api/v1/tickets/{id:int}/approvals", guarded(approve, tokens),
                   methods=["POST"]),
-            Route("/api/v1/tickets/{id:int}/diagnostics", _guarded(diagnostics, tokens))]
+            Route("/api/v1/tickets/{id:int}/diagnostics", guarded(diagnostics, tokens))]

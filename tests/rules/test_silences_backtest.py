@@ -89,13 +89,18 @@ def test_silences_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_silences_http_api(store: Store) -> None:
-    app = make_app(store, Stats())
+    app = make_app(store, Stats(), tokens=lambda: frozenset({"t0ken"}))
     server = HttpServer(app, port=0)
     server.start()
     base = f"http://{server.host}:{server.port}"
     try:
         wait_for(lambda: httpx.get(f"{base}/healthz").status_code == 200, 10)
-        with httpx.Client(base_url=base, timeout=5) as client:
+        for method, path in (("GET", "/api/v1/silences"), ("POST", "/api/v1/silences"),
+                             ("DELETE", "/api/v1/silences/x"), ("GET", "/api/v1/muted")):
+            for auth in ({}, {"Authorization": "Bearer wrong"}):
+                assert httpx.request(method, base + path, headers=auth).status_code == 401
+        with httpx.Client(base_url=base, timeout=5,
+                          headers={"Authorization": "Bearer t0ken"}) as client:
             r = client.post("/api/v1/silences", json={
                 "matchers": {"device": "pump-1"}, "duration": "1h", "author": "ops",
                 "reason": "pump swap"})
