@@ -16,7 +16,7 @@ from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.store import Store
 
 from fieldwatch import wire
-from tests.e2e.procs import start_collector, wait_for
+from tests.e2e.procs import API_AUTH, start_collector, wait_for
 from tests.servers import Mosquitto
 
 pytestmark = pytest.mark.e2e
@@ -108,7 +108,9 @@ def test_reload_events_offline_and_silences(tmp_path: Path, mosquitto: Mosquitto
                               "-m", "device=p9", "--duration", "1h", "--author", "ops",
                               "--reason", "swap"], capture_output=True, text=True, check=True)
         assert out.stdout.startswith("silence ")
-        assert httpx.get(f"{base}/api/v1/silences").json()[0]["matchers"] == {"device": "p9"}
+        assert httpx.get(f"{base}/api/v1/silences").status_code == 401  # a token is needed
+        listed = httpx.get(f"{base}/api/v1/silences", headers=API_AUTH).json()
+        assert listed[0]["matchers"] == {"device": "p9"}
         wait_for(lambda: httpx.get(f"{base}/healthz").json()["silences"] == 1)
         for dev in ("p8", "p9"):
             pub.send(wire.Status(device=dev, site="plant", state="offline", cause="lost"),
@@ -116,7 +118,7 @@ def test_reload_events_offline_and_silences(tmp_path: Path, mosquitto: Mosquitto
         [t] = wait_for(lambda: _tickets(store, "offline"))
         assert t["device"] == "p8" and t["description"] == "device down: connection lost " \
             "(Last Will)"
-        muted = wait_for(lambda: httpx.get(f"{base}/api/v1/muted").json())
+        muted = wait_for(lambda: httpx.get(f"{base}/api/v1/muted", headers=API_AUTH).json())
         assert muted[0]["device"] == "p9" and muted[0]["silence_id"]
     finally:
         pub.close()
