@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fieldwatch.agent.snmp.client import SnmpClient  # noqa: E402
 from fieldwatch.agent.snmp.config import SnmpConfig  # noqa: E402
-from fieldwatch.agent.snmp.poller import SnmpPoller  # noqa: E402
+from fieldwatch.agent.snmp.poller import PollResult, SnmpPoller, TargetState  # noqa: E402
 
 from tests.snmp.agents import (  # noqa: E402
     COMMUNITY,
@@ -141,8 +141,7 @@ async def _poll(port: int, n: int, dead: bool, sim_pid: int) -> dict[str, object
                         "profiles": ["system", "if-mib"], "timeout": DEAD_TIMEOUT, "retries": 0})
     cfg = SnmpConfig.model_validate({"targets": targets, "timeout": "5s", "retries": 1,
                                      "concurrency": 64})
-    sent = [0]
-    poller = SnmpPoller(cfg, "bench", lambda s, d, k, p: sent.__setitem__(0, sent[0] + 1))
+    poller = SnmpPoller(cfg, "bench", lambda s, d, k, p: None)
     await poller.open()
     rounds = {}
     sim = psutil.Process(sim_pid)
@@ -151,20 +150,33 @@ async def _poll(port: int, n: int, dead: bool, sim_pid: int) -> dict[str, object
             before = sum(st.session.requests for st in poller.targets if st.session)
             sim0 = sum(sim.cpu_times()[:2])
             cpu, t = time.process_time(), time.perf_counter()
-            results = await poller.poll_all()
+            done: dict[str, float] = {}
+
+            async def timed(st: TargetState, t0: float = t, done: dict[str, float] = done
+                            ) -> PollResult:
+                r = await poller.poll(st)
+                done[st.target.device] = time.perf_counter() - t0
+                return r
+
+            results = await asyncio.gather(*(timed(st) for st in poller.targets))
             wall, cpu = time.perf_counter() - t, time.process_time() - cpu
             sim_cpu = sum(sim.cpu_times()[:2]) - sim0
+            last_live = max(v for k, v in done.items() if k != "dead")
             live = [r for r in results if r.device != "dead"]
             values = sum(len(r.samples) for r in live)
             rounds[name] = {
                 "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
                 "snmpsim_cpu_s": round(sim_cpu, 2),
                 "ok": sum(1 for r in live if r.error is None),
+                "last_live_done_s": round(last_live, 3),
+                **({"dead_done_s": round(done["dead"], 3),
+                    "dead_adds_s": round(max(0.0, done["dead"] - last_live), 3)}
+                   if dead else {}),
                 "requests": sum(st.session.requests for st in poller.targets if st.session)
                 - before, "samples_per_device": round(values / max(1, len(live)), 1)}
     finally:
         poller.close()
-    return {"devices": n, "dead": dead, **rounds, "published": sent[0]}
+    return {"devices": n, "dead": dead, **rounds}
 
 
 def main() -> None:
@@ -205,15 +217,21 @@ def main() -> None:
         sim.stop()
     steady = polls[-1]["steady"]
     dead_steady = with_dead["steady"]
-    extra = float(dead_steady["wall_s"]) - float(steady["wall_s"])  # type: ignore[index]
     out["poll"] = polls
-    out["poll_with_one_dead"] = {**with_dead, "dead_timeout_s": DEAD_TIMEOUT,
-                                 "extra_wall_s_steady": round(extra, 3),
-                                 "extra_within_timeout": extra <= DEAD_TIMEOUT}
+    out["poll_with_one_dead"] = {
+        **with_dead, "dead_timeout_s": DEAD_TIMEOUT,
+        # within the same round: how much later than the last live device the dead one ended
+        # (pysnmp checks request timeouts on a 0.1 s dispatcher timer; 0.5 s of slack for load)
+        "dead_adds_within_timeout": float(dead_steady["dead_adds_s"]) <= DEAD_TIMEOUT + 0.5,  # type: ignore[index]
+        # across rounds (noisy on a shared box): round wall with vs without the dead device
+        "extra_wall_s_vs_no_dead": round(float(dead_steady["wall_s"])  # type: ignore[index]
+                                         - float(steady["wall_s"]), 3)}  # type: ignore[index]
     out["target_1000_devices_s"] = 15.0
-    out["meets_1000_target_steady"] = any(
-        p["devices"] >= 1000 and float(p["steady"]["wall_s"]) <= 15.0  # type: ignore[index]
-        for p in polls)
+    for p in polls:
+        if p["devices"] >= 1000:
+            out["meets_1000_target_wall_steady"] = float(p["steady"]["wall_s"]) <= 15.0  # type: ignore[index]
+            out["meets_1000_target_our_cpu_steady"] = float(p["steady"]["cpu_s"]) <= 15.0  # type: ignore[index]
+            out["meets_1000_target_our_cpu_first"] = float(p["first"]["cpu_s"]) <= 15.0  # type: ignore[index]
     out["loadavg_end"] = os.getloadavg()[0]
     json.dump(out, sys.stdout, indent=2)
     sys.stdout.write("\n")
