@@ -107,6 +107,9 @@ class SnmpClient:
         self._get = cmdgen.GetCommandGenerator()
         self._bulk = cmdgen.BulkCommandGenerator()
         self._slots = asyncio.Semaphore(concurrency)
+        # targets that failed their last poll wait out their timeouts in a pool of their own,
+        # so a batch of dead devices cannot take every slot from the live ones
+        self._down_slots = asyncio.Semaphore(max(1, concurrency // 4))
 
     async def session(self, target: SnmpTarget, timeout: float, retries: int) -> Session:
         """Configure `target` once; raises SourceError if its address does not resolve.
@@ -149,11 +152,12 @@ class Session:
         self.client, self.engine, self.target, self.addr = client, engine, target, addr
         self.timeout, self.retries = timeout, retries
         self.requests = 0
+        self.down = False  # set by the poller when the last poll failed
         self._rows: dict[tuple[Oid, ...], int] = {}  # rows last seen per column set
 
     async def _request(self, send: Any, *args: Any) -> Any:
         loop = asyncio.get_running_loop()
-        async with self.client._slots:
+        async with self.client._down_slots if self.down else self.client._slots:
             ctx = _Ctx(loop.create_future())
             send(self.engine, self.addr, None, b"", *args, _done, ctx)
             indication, status, index, var_binds = await ctx.future

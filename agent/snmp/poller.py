@@ -90,6 +90,7 @@ class SnmpPoller:
         try:
             if st.session is None:
                 st.session = await self.client.session(st.target, st.timeout, st.retries)
+            st.session.down = st.up is False
             scalars, columns = await st.session.fetch(st.scalar_oids, st.column_oids,
                                                       self.cfg.max_repetitions)
         except SourceError as exc:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 from fieldwatch.agent.snmp.config import SnmpConfig
+from fieldwatch.agent.snmp.poller import SnmpPoller
 from fieldwatch.agent.snmp.service import SnmpService
 
 from fieldwatch import wire
@@ -71,3 +73,30 @@ def test_many_agents_polled_within_one_interval_despite_a_dead_one(snmpsim: Snmp
         assert oper == {"Gi0/1": 1.0, "Gi0/2": 0.0}
     assert published.events() == []
     assert service.poller.targets[0].up is None  # the dead one's poll never completed
+
+
+def test_devices_known_down_cannot_starve_live_ones(snmpsim: Snmpsim) -> None:
+    """Ten dead devices that failed before, two request slots: the live ones still go first."""
+    dead = [{"device": f"dead{i}", "host": "127.0.0.1", "port": free_udp_port(),
+             "timeout": "20s", "retries": 0} for i in range(10)]
+    live = [_target(snmpsim, f"sw{i:03d}", ["system"]) for i in range(10)]
+    cfg = SnmpConfig.model_validate({"targets": [*dead, *live], "concurrency": 2})
+    published = Published()
+    poller = SnmpPoller(cfg, "plant", published)
+    for st in poller.targets[:10]:
+        st.up = False  # as after a failed poll
+
+    async def run() -> list[str]:
+        await poller.open()
+        try:
+            polls = [asyncio.create_task(poller.poll(st)) for st in poller.targets]
+            live_done = await asyncio.wait_for(asyncio.gather(*polls[10:]), 60)
+            assert not any(p.done() for p in polls[:10])  # the dead still wait
+            for p in polls[:10]:
+                p.cancel()
+            await asyncio.gather(*polls[:10], return_exceptions=True)
+            return [r.device for r in live_done if r.error is None]
+        finally:
+            poller.close()
+
+    assert asyncio.run(run()) == [f"sw{i:03d}" for i in range(10)]
