@@ -56,7 +56,8 @@ def build_sources(cfg: SourcesConfig, clock: Clock | None = None) -> dict[str, S
             for w in cfg.processes.watch]))
     if cfg.smart.enabled:
         sources.append(SmartSource(clock, every=cfg.smart.every, smartctl=cfg.smart.smartctl,
-                                   devices=cfg.smart.devices, timeout=cfg.smart.timeout))
+                                   devices=cfg.smart.devices, timeout=cfg.smart.timeout,
+                                   background=True))
     if cfg.textfile.enabled:
         sources.append(TextfileSource(cfg.textfile.dir))
     return unique_names(sources)

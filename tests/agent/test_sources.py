@@ -355,3 +355,28 @@ def test_smart_parsers_never_crash_on_odd_documents(doc: dict) -> None:
         assert math.isfinite(s.value) and s.labels == {"disk": "/dev/sda"}
     for name, typ in parse_scan(doc):
         assert name.startswith("/dev/") and " " not in name + typ
+
+
+def test_smart_in_the_background_never_blocks_a_cycle_and_hands_results_over_once() -> None:
+    import threading
+
+    gate = threading.Event()
+    run = FakeSmartctl()
+
+    def slow(argv: Sequence[str], timeout: float) -> tuple[int, bytes]:
+        gate.wait(10)  # a disk that takes its time
+        return run(argv, timeout)
+
+    clock = FakeClock()
+    src = SmartSource(clock, every=3600, run=slow, which=lambda n: n, background=True)
+    assert list(src.collect()) == []  # started, not waited for
+    gate.set()
+    src._thread.join(10)  # type: ignore[union-attr]
+    first = list(src.collect())
+    assert {s.labels["disk"] for s in first} == {"/dev/sda", "/dev/nvme1"}
+    assert list(src.collect()) == []  # handed over once
+    unsupported = SmartSource(clock, which=lambda n: None, background=True)
+    list(unsupported.collect())
+    unsupported._thread.join(10)  # type: ignore[union-attr]
+    with pytest.raises(SourceError, match="not found"):
+        list(unsupported.collect())
