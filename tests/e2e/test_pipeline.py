@@ -128,7 +128,7 @@ def test_garbage_is_counted_and_the_next_valid_message_still_processed(
     client.loop_start()
     topic = wire.topic("plant", "pump-01", "metrics")
     try:
-        for payload in (b"{not json", os.urandom(512), b"x" * (1024 * 1024),
+        for payload in (b"{not json", b"\x00" + os.urandom(511), b"x" * (1024 * 1024),
                         json.dumps({"v": 1, "kind": "metrics", "device": "other", "site": "x",
                                     "seq": 1, "ts": 1, "samples": []}).encode()):
             client.publish(topic, payload, qos=1).wait_for_publish(5)
