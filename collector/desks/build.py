@@ -52,7 +52,7 @@ def build_desk(cfg: TargetConfig, client: httpx.Client) -> Desk:
         case EmailDesk():
             tls = ssl.create_default_context(cafile=str(cfg.ca_file) if cfg.ca_file else None)
             return Email(cfg.name, cfg.host, cfg.port, cfg.sender, cfg.team_addresses,
-                         cfg.default_addresses, cfg.starttls, cfg.username,
+                         cfg.default_addresses, cfg.person_addresses, cfg.starttls, cfg.username,
                          cfg.password.value().get_secret_value() if cfg.password else None,
                          tls, cfg.timeout)
     raise TypeError(f"unknown desk config {type(cfg).__name__}")  # pragma: no cover

@@ -134,6 +134,7 @@ class EmailDesk(DeskBase):
     password: Secret | None = None
     sender: str = "fieldwatch@localhost"
     team_addresses: dict[str, list[str]] = {}
+    person_addresses: dict[str, str] = {}  # team members (teams.yaml names) → address
     default_addresses: list[str] = []  # tickets without a team, or of a team not listed
     actions: list[Action] = ["open", "escalate"]
 

@@ -21,14 +21,18 @@ from fieldwatch.errors import DeskRejected, DeskUnavailable
 
 
 def recipients(change: Change, team_addresses: Mapping[str, Sequence[str]],
-               default: Sequence[str]) -> list[str]:
-    """An escalation step's own addresses (event data `notify`), else the ticket's team's."""
+               default: Sequence[str],
+               person_addresses: Mapping[str, str] | None = None) -> list[str]:
+    """Whom an escalation step names (event data `recipients`: people or addresses, people
+    looked up in `person_addresses`), else the ticket's team's addresses, else `default`."""
     data = change.event.get("data") or {}
-    named = data.get("notify") if isinstance(data, dict) else None
+    named = data.get("recipients") or data.get("notify") if isinstance(data, dict) else None
     if isinstance(named, str):
         named = [named]
-    if named and all("@" in str(a) for a in named):
-        return [str(a) for a in named]
+    people = person_addresses or {}
+    found = [str(n) if "@" in str(n) else people.get(str(n), "") for n in named or ()]
+    if change.action == "escalate" and any(found):
+        return sorted({a for a in found if a})
     team = change.ticket.get("team")
     return list(team_addresses.get(str(team), default) if team else default)
 
@@ -55,17 +59,19 @@ def message(change: Change, sender: str, to: Sequence[str]) -> EmailMessage:
 class Email:
     def __init__(self, name: str, host: str, port: int, sender: str,
                  team_addresses: Mapping[str, Sequence[str]], default: Sequence[str],
-                 starttls: bool = True, username: str | None = None,
+                 person_addresses: Mapping[str, str] | None = None, starttls: bool = True,
+                 username: str | None = None,
                  password: str | None = None, tls: ssl.SSLContext | None = None,
                  timeout: float = 10.0) -> None:
         self.name, self.host, self.port, self.sender = name, host, port, sender
         self.team_addresses, self.default = dict(team_addresses), list(default)
+        self.person_addresses = dict(person_addresses or {})
         self.starttls, self.username, self._password = starttls, username, password
         self.tls = tls or ssl.create_default_context()
         self.timeout = timeout
 
     def deliver(self, change: Change) -> Receipt:
-        to = recipients(change, self.team_addresses, self.default)
+        to = recipients(change, self.team_addresses, self.default, self.person_addresses)
         if not to:
             return Receipt(external_id=change.external_id, detail="no recipients")
         msg = message(change, self.sender, to)

@@ -83,7 +83,8 @@ def smtp(tmp_path: Path) -> Iterator[tuple[Mailbox, int, Path]]:
 
 def email(port: int, cert: Path, password: str = "mail-secret") -> Email:
     return Email("mail", "127.0.0.1", port, "fieldwatch@example.com", TEAMS,
-                 ["desk@example.com"], starttls=True, username="fieldwatch", password=password,
+                 ["desk@example.com"], {"alex": "alex@example.com"}, starttls=True,
+                 username="fieldwatch", password=password,
                  tls=ssl.create_default_context(cafile=str(cert)), timeout=5)
 
 
@@ -104,10 +105,13 @@ def test_escalation_goes_to_whom_the_step_names(smtp: tuple[Mailbox, int, Path])
     box, port, cert = smtp
     ch = change("escalate", 2)
     ch = type(ch)(**{**ch.__dict__, "event": {**ch.event, "kind": "sla_escalation",
-                                              "data": {"notify": ["boss@example.com"]}}})
+                                              "data": {"notify": "lead",
+                                                       "recipients": ["alex", "boss@example.com",
+                                                                      "nobody-known"]}}})
     email(port, cert).deliver(ch)
     [(rcpts, msg, _, _)] = box.received
-    assert rcpts == ["boss@example.com"] and msg["Subject"].startswith("[P1] Escalation:")
+    assert rcpts == ["alex@example.com", "boss@example.com"]
+    assert msg["Subject"].startswith("[P1] Escalation:")
 
 
 def test_wrong_password_is_rejected(smtp: tuple[Mailbox, int, Path]) -> None:
@@ -144,6 +148,9 @@ def test_untrusted_certificate_is_not_sent_to(smtp: tuple[Mailbox, int, Path],
 
 def test_recipients_and_message_are_pure() -> None:
     assert recipients(change("open", 1), TEAMS, ["d@x"]) == TEAMS["hardware"]
+    unknown = change("escalate", 1)
+    unknown = type(unknown)(**{**unknown.__dict__, "event": {"data": {"recipients": ["zed"]}}})
+    assert recipients(unknown, TEAMS, ["d@x"], {"alex": "a@x"}) == TEAMS["hardware"]
     no_team = change("open", 1)
     no_team = type(no_team)(**{**no_team.__dict__, "ticket": {**no_team.ticket, "team": None}})
     assert recipients(no_team, TEAMS, ["d@x"]) == ["d@x"]
