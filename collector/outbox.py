@@ -14,7 +14,9 @@ up instead of creating a second one — at-least-once delivery made exactly-once
 from __future__ import annotations
 
 import logging
+import os
 import random
+import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +27,14 @@ import sqlalchemy as sa
 from fieldwatch.collector.desks.config import DeskBase, RetryPolicy
 from fieldwatch.collector.desks.model import Action, Change, Desk, Receipt
 from fieldwatch.collector.stats import Stats
-from fieldwatch.collector.store.schema import desk_links, outbox, outbox_desks, tickets
+from fieldwatch.collector.store.schema import (
+    desk_links,
+    outbox,
+    outbox_desks,
+    outbox_leases,
+    tickets,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 
 from fieldwatch.clock import Clock
 from fieldwatch.errors import DeskRejected, DeskUnavailable
@@ -196,6 +205,34 @@ class Queue:
                 state="dead", attempts=outbox.c.attempts + 1, sending_since=None,
                 last_error=str(error)[:2000]))
 
+    def lease(self, desk: str, owner: str, now: float, ttl: float) -> bool:
+        """True when `owner` may deliver to `desk` until now + ttl (it held or took the lease):
+        two collectors on one database never deliver the same rows."""
+        with self.engine.begin() as conn:
+            took = conn.execute(outbox_leases.update().where(
+                outbox_leases.c.desk == desk,
+                sa.or_(outbox_leases.c.owner == owner, outbox_leases.c.lease_until < now))
+                .values(owner=owner, lease_until=now + ttl)).rowcount
+            if took:
+                return True
+            insert = (postgresql.insert if self.engine.dialect.name == "postgresql"
+                      else sqlite.insert)(outbox_leases)
+            return conn.execute(insert.values(desk=desk, owner=owner, lease_until=now + ttl)
+                                .on_conflict_do_nothing()
+                                .returning(outbox_leases.c.desk)).first() is not None
+
+    def release(self, desk: str, owner: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(outbox_leases.update().where(
+                outbox_leases.c.desk == desk, outbox_leases.c.owner == owner)
+                .values(lease_until=0.0))
+
+    def prune(self, before: float) -> int:
+        """Forget delivered rows older than `before`; returns how many."""
+        with self.engine.begin() as conn:
+            return conn.execute(outbox.delete().where(
+                outbox.c.state == "delivered", outbox.c.delivered_at < before)).rowcount
+
     def next_due(self, desk: str) -> float | None:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(sa.func.min(outbox.c.next_at)).where(
@@ -248,11 +285,16 @@ class Worker:
 
     def __init__(self, engine: sa.Engine, desks: Mapping[str, Desk], clock: Clock,
                  policy: RetryPolicy, stats: Stats | None = None, concurrency: int = 4,
-                 poll: float = 0.2, rand: Callable[[], float] = random.random) -> None:
+                 poll: float = 0.2, rand: Callable[[], float] = random.random,
+                 owner: str = "", lease: float = 30.0,
+                 keep_delivered: float = 30 * 86400.0) -> None:
         self.queue = Queue(engine)
         self.desks, self.clock, self.policy = dict(desks), clock, policy
         self.stats = stats or Stats()
         self.concurrency, self.poll, self.rand = concurrency, poll, rand
+        # stable across restarts of one collector, so it takes its own lease back at once
+        self.owner = owner or f"{socket.gethostname()}/{os.getpid()}"
+        self.lease, self.keep_delivered = lease, keep_delivered
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads = [threading.Thread(target=self._run, args=(name,), daemon=True,
@@ -287,7 +329,10 @@ class Worker:
         return "delivered"
 
     def run_once(self, desk: str, limit: int = 100) -> int:
-        """Deliver every change of `desk` due now (one per ticket); returns how many were tried."""
+        """Deliver every change of `desk` due now (one per ticket); returns how many were tried.
+        Nothing when another collector holds the desk's lease."""
+        if not self.queue.lease(desk, self.owner, self.clock.now(), self.lease):
+            return 0
         items = self.queue.due(desk, self.clock.now(), limit)
         if self.concurrency == 1 or len(items) <= 1:
             for item in items:
@@ -297,9 +342,14 @@ class Worker:
         return len(items)
 
     def _run(self, desk: str) -> None:
+        pruned_at = 0.0
         while not self._stop.is_set():
             try:
                 tried = self.run_once(desk, limit=self.concurrency * 25)
+                now = self.clock.now()
+                if now - pruned_at > 3600:
+                    pruned_at = now
+                    self.queue.prune(now - self.keep_delivered)
             except Exception:  # noqa: BLE001 - the store is down: keep the thread, retry
                 self.stats.inc("outbox_errors_total", desk)
                 log.exception("outbox worker for %s failed; retrying", desk)
@@ -308,6 +358,10 @@ class Worker:
                 continue
             self._wake.wait(self.poll)
             self._wake.clear()
+        try:
+            self.queue.release(desk, self.owner)  # another collector may take over at once
+        except Exception:  # noqa: BLE001 - the lease simply runs out
+            log.warning("could not release the outbox lease of %s", desk)
 
     def start(self) -> None:
         for t in self._threads:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import queue
 import signal
+import socket
 import threading
 from typing import Any
 
@@ -96,7 +97,8 @@ class Collector:
                                  handlers={RES_TOPIC: self.diag.on_message} if self.diag else None)
         self.reloader = RuleReloader(cfg.rules, self._apply_rules, self._rules_broken)
         self._old_hup: Any = None
-        self.desks = DeskRuntime(cfg.integrations, self.store.engine, self.clock, self.stats)
+        self.desks = DeskRuntime(cfg.integrations, self.store.engine, self.clock, self.stats,
+                                 owner=f"{socket.gethostname()}/{cfg.client_id}")
 
     def _connected(self) -> bool:
         return self.ingest.connected.is_set()

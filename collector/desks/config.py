@@ -170,6 +170,8 @@ class IntegrationsConfig(Strict):
     retry: RetryPolicy = RetryPolicy()
     concurrency: int = Field(4, ge=1, le=64)  # deliveries in flight per desk (distinct tickets)
     poll: Duration = 0.1  # how often the worker looks for due deliveries when idle
+    lease: Duration = 30.0  # a collector that stops renewing hands its desks over after this
+    keep_delivered: Duration = 30 * 86400.0  # delivered rows are kept this long (audit)
     alertmanager: AlertmanagerConfig = AlertmanagerConfig()
 
     @field_validator("targets")

@@ -15,7 +15,7 @@ from fieldwatch.clock import Clock
 
 class DeskRuntime:
     def __init__(self, cfg: IntegrationsConfig, engine: sa.Engine, clock: Clock,
-                 stats: Stats) -> None:
+                 stats: Stats, owner: str = "") -> None:
         self.cfg = cfg
         self.clients: list[httpx.Client] = []
         desks = {}
@@ -23,9 +23,11 @@ class DeskRuntime:
             client = http_client(target.timeout)
             self.clients.append(client)
             desks[target.name] = build_desk(target, client)
-        outbox.register_desks(engine, cfg.instance, cfg.targets, clock.now())
+        if cfg.targets:  # a collector without desks leaves the others' registration alone
+            outbox.register_desks(engine, cfg.instance, cfg.targets, clock.now())
         self.worker = outbox.Worker(engine, desks, clock, cfg.retry, stats, cfg.concurrency,
-                                    cfg.poll)
+                                    cfg.poll, owner=owner, lease=cfg.lease,
+                                    keep_delivered=cfg.keep_delivered)
 
     def start(self) -> None:
         self.worker.start()

@@ -193,6 +193,14 @@ outbox_desks = sa.Table(
     sa.Column("registered_at", sa.Float, nullable=False),
 )
 
+# Which collector delivers to a desk (collectors sharing a database): a lease renewed each round.
+outbox_leases = sa.Table(
+    "outbox_leases", metadata,
+    sa.Column("desk", sa.String(64), primary_key=True),
+    sa.Column("owner", sa.String(255), nullable=False),
+    sa.Column("lease_until", sa.Float, nullable=False),
+)
+
 # The external desk's id for a fieldwatch ticket: updates, resolution and reopen go there.
 desk_links = sa.Table(
     "desk_links", metadata,

@@ -196,3 +196,42 @@ def test_unclear_flag_sticks_until_delivered(store: Store) -> None:
     q.retry_later(item, DeskUnavailable("refused"), 3.0)
     [item] = q.due("hook", 3.0)
     assert item.change.unclear and item.attempts == 2
+
+
+def test_one_collector_at_a_time_delivers_to_a_desk(store: Store) -> None:
+    q = outbox.Queue(store.engine)
+    assert q.lease("hook", "collector-a", 100.0, 30.0)
+    assert not q.lease("hook", "collector-b", 110.0, 30.0)  # a holds it
+    assert q.lease("hook", "collector-a", 120.0, 30.0)  # a renews
+    assert q.lease("hook", "collector-b", 151.0, 30.0)  # a went quiet: b takes over
+    q.release("hook", "collector-b")
+    assert q.lease("hook", "collector-a", 152.0, 30.0)  # released: at once
+
+
+def test_worker_without_the_lease_sends_nothing(store: Store) -> None:
+    register(store, "hook")
+    fire(store, "l", 1.0)
+    outbox.Queue(store.engine).lease("hook", "other", 0.0, 1e9)
+    sent: list[str] = []
+
+    class Desk:
+        name = "hook"
+
+        def deliver(self, change: object) -> outbox.Receipt:
+            sent.append("x")
+            return outbox.Receipt()
+
+    worker = outbox.Worker(store.engine, {"hook": Desk()}, FakeClock(5.0), POLICY, owner="me")
+    assert worker.run_once("hook") == 0 and sent == []
+
+
+def test_delivered_rows_are_pruned_after_keep_delivered(
+        store: Store, hook: tuple[emu.WebhookReceiver, DeskServer, httpx.Client]) -> None:
+    receiver, server, client = hook
+    register(store, "hook")
+    fire(store, "p", 1.0)
+    worker = outbox.Worker(store.engine, {"hook": webhook.Webhook(
+        "hook", client, server.url + "/hook", b"k")}, FakeClock(100.0), POLICY)
+    worker.run_once("hook")
+    q = outbox.Queue(store.engine)
+    assert q.prune(50.0) == 0 and q.prune(101.0) == 1 and q.counts() == {}
