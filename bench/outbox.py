@@ -2,7 +2,7 @@
 
 1. deliveries/s: N queued ticket changes drained by the outbox worker (SQLite, default
    concurrency), against the peer: the same number of bare httpx POSTs to the same receiver
-   from one keep-alive client (the HTTP path alone, no database).
+   from one keep-alive client at the same concurrency (the HTTP path alone, no database).
 2. change → delivery delay p50/p99 while the collector ingests at full rate: a collector
    (in-process, private Mosquitto, default rule pack) drains a publisher that never stops,
    while ticket changes are written at a steady rate through the store; the receiver stamps
@@ -16,11 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import socket
 import statistics
 import tempfile
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -43,41 +42,33 @@ from fieldwatch.config import BrokerConfig
 
 
 def receiver(port: int, ready: mp.Event) -> None:  # type: ignore[valid-type]
-    """A webhook receiver: answers 200, keeps (arrival, change time) per delivery."""
+    """A webhook receiver (raw ASGI on uvicorn): answers 200, keeps (arrival, change time)."""
+    import uvicorn
+
     seen: list[tuple[float, float]] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def setup(self) -> None:
-            super().setup()  # no Nagle: headers and body leave at once
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-        def do_POST(self) -> None:  # noqa: N802
-            body = self.rfile.read(int(self.headers["Content-Length"]))
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            msg = await receive()
+            body += msg.get("body", b"")
+            if not msg.get("more_body"):
+                break
+        if scope["method"] == "POST":
             now = time.time()
-            at = json.loads(body).get("event", {}).get("at") or 0.0
-            seen.append((now, float(at)))
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
-
-        def do_GET(self) -> None:  # noqa: N802
+            seen.append((now, float(json.loads(body).get("event", {}).get("at") or 0.0)))
+            data = b"{}"
+        else:
             data = json.dumps(seen).encode()
             seen.clear()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": data})
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
     ready.set()
-    server.serve_forever()
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
 def change(fp: str, ts: float) -> TicketChange:
@@ -92,10 +83,11 @@ def drained(url: str) -> list[tuple[float, float]]:
 
 def throughput(root: Path, url: str, n: int) -> dict[str, float]:
     sample = webhook.request(url, b"k", _sample_change())
-    with httpx.Client() as client:
+    conc = IntegrationsConfig().concurrency
+    with httpx.Client() as client, ThreadPoolExecutor(conc) as pool:
         t0 = time.perf_counter()
-        for _ in range(n):
-            client.post(url, content=sample.content, headers=dict(sample.headers))
+        list(pool.map(lambda _: client.post(url, content=sample.content,
+                                            headers=dict(sample.headers)), range(n)))
         peer = n / (time.perf_counter() - t0)
     drained(url)
     store = Store(open_engine(f"sqlite:///{root / 'throughput.db'}"))

@@ -37,7 +37,7 @@ from fieldwatch.collector.store.schema import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from fieldwatch.clock import Clock
-from fieldwatch.errors import DeskRejected, DeskUnavailable
+from fieldwatch.errors import DeskError, DeskRejected, DeskUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +143,16 @@ class Pending:
     change: Change
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """One delivery attempt's result: a receipt, or the error (and when to try again)."""
+
+    item: Pending
+    receipt: Receipt | None = None
+    error: DeskError | None = None
+    next_at: float = 0.0
+
+
 class Queue:
     """The outbox table's operations; every method is one short transaction."""
 
@@ -175,35 +185,62 @@ class Queue:
             external_id=r["external_id"],
             unclear=bool(r["unclear"] or r["sending_since"] is not None))) for r in rows]
 
-    def delivered(self, item: Pending, receipt: Receipt, now: float) -> None:
+    def settle(self, outcomes: Sequence[Outcome], now: float) -> None:
+        """Record what a round of deliveries came to, in one transaction."""
+        if not outcomes:
+            return
+        done = [o for o in outcomes if o.receipt is not None]
         with self.engine.begin() as conn:
-            conn.execute(outbox.update().where(outbox.c.id == item.id).values(
-                state="delivered", delivered_at=now, sending_since=None, last_error="",
-                attempts=outbox.c.attempts + 1,
-                receipt={"external_id": receipt.external_id, "url": receipt.url,
-                         "detail": receipt.detail}))
-            if receipt.external_id and receipt.external_id != item.change.external_id:
-                done = conn.execute(desk_links.update().where(
-                    desk_links.c.ticket_id == item.ticket_id, desk_links.c.desk == item.desk)
-                    .values(external_id=receipt.external_id, url=receipt.url)).rowcount
-                if not done:
-                    conn.execute(desk_links.insert().values(
-                        ticket_id=item.ticket_id, desk=item.desk, linked_at=now,
-                        external_id=receipt.external_id, url=receipt.url))
+            if done:  # the common case, as one executemany
+                conn.execute(outbox.update().where(outbox.c.id == sa.bindparam("oid")).values(
+                    state="delivered", delivered_at=now, sending_since=None, last_error="",
+                    attempts=outbox.c.attempts + 1, receipt=sa.bindparam("r")),
+                    [{"oid": o.item.id, "r": {"external_id": o.receipt.external_id,
+                                              "url": o.receipt.url, "detail": o.receipt.detail}}
+                     for o in done if o.receipt is not None])
+            for o in outcomes:
+                if o.receipt is not None:
+                    self._link(conn, o.item, o.receipt, now)
+                elif isinstance(o.error, DeskUnavailable):
+                    self._retry_later(conn, o.item, o.error, o.next_at)
+                elif o.error is not None:
+                    self._dead(conn, o.item, o.error)
+
+    def delivered(self, item: Pending, receipt: Receipt, now: float) -> None:
+        self.settle([Outcome(item, receipt=receipt)], now)
 
     def retry_later(self, item: Pending, error: DeskUnavailable, next_at: float) -> None:
+        self.settle([Outcome(item, error=error, next_at=next_at)], next_at)
+
+    def dead(self, item: Pending, error: DeskRejected) -> None:
+        self.settle([Outcome(item, error=error)], 0.0)
+
+    @staticmethod
+    def _link(conn: sa.Connection, item: Pending, receipt: Receipt, now: float) -> None:
+        """Keep the desk's id for the ticket when it is new or changed."""
+        if receipt.external_id and receipt.external_id != item.change.external_id:
+            done = conn.execute(desk_links.update().where(
+                desk_links.c.ticket_id == item.ticket_id, desk_links.c.desk == item.desk)
+                .values(external_id=receipt.external_id, url=receipt.url)).rowcount
+            if not done:
+                conn.execute(desk_links.insert().values(
+                    ticket_id=item.ticket_id, desk=item.desk, linked_at=now,
+                    external_id=receipt.external_id, url=receipt.url))
+
+    @staticmethod
+    def _retry_later(conn: sa.Connection, item: Pending, error: DeskUnavailable,
+                     next_at: float) -> None:
         values: dict[str, Any] = {"attempts": outbox.c.attempts + 1, "next_at": next_at,
                                   "sending_since": None, "last_error": str(error)[:2000]}
         if error.unclear:
             values["unclear"] = True  # stays set until delivered: every retry looks first
-        with self.engine.begin() as conn:
-            conn.execute(outbox.update().where(outbox.c.id == item.id).values(**values))
+        conn.execute(outbox.update().where(outbox.c.id == item.id).values(**values))
 
-    def dead(self, item: Pending, error: DeskRejected) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(outbox.update().where(outbox.c.id == item.id).values(
-                state="dead", attempts=outbox.c.attempts + 1, sending_since=None,
-                last_error=str(error)[:2000]))
+    @staticmethod
+    def _dead(conn: sa.Connection, item: Pending, error: DeskError) -> None:
+        conn.execute(outbox.update().where(outbox.c.id == item.id).values(
+            state="dead", attempts=outbox.c.attempts + 1, sending_since=None,
+            last_error=str(error)[:2000]))
 
     def lease(self, desk: str, owner: str, now: float, ttl: float) -> bool:
         """True when `owner` may deliver to `desk` until now + ttl (it held or took the lease):
@@ -306,46 +343,44 @@ class Worker:
         """New rows were written: look now instead of at the next poll."""
         self._wake.set()
 
-    def deliver_one(self, item: Pending) -> str:
-        """Deliver one change and record what happened; returns the outcome's name."""
+    def attempt(self, item: Pending) -> Outcome:
+        """Deliver one change; the outcome is recorded by `settle` with the rest of its round."""
         desk = self.desks[item.desk]
         try:
             receipt = desk.deliver(item.change)
         except DeskUnavailable as exc:
             delay = backoff(item.attempts + 1, self.policy, self.rand(), exc.retry_after)
-            self.queue.retry_later(item, exc, self.clock.now() + delay)
             self.stats.inc("outbox_retries_total", item.desk)
             log.warning("desk %s: change %s not delivered, retry in %.1fs: %s", item.desk,
                         item.change.key, delay, exc)
-            return "retry"
+            return Outcome(item, error=exc, next_at=self.clock.now() + delay)
         except DeskRejected as exc:
-            self.queue.dead(item, exc)
             self.stats.inc("outbox_dead_total", item.desk)
             log.error("desk %s rejected change %s (dead letter): %s", item.desk,
                       item.change.key, exc)
-            return "dead"
-        self.queue.delivered(item, receipt, self.clock.now())
+            return Outcome(item, error=exc)
         self.stats.inc("outbox_delivered_total", item.desk)
-        return "delivered"
+        return Outcome(item, receipt=receipt)
 
-    def run_once(self, desk: str, limit: int = 100) -> int:
-        """Deliver every change of `desk` due now (one per ticket); returns how many were tried.
-        Nothing when another collector holds the desk's lease."""
+    def run_once(self, desk: str, limit: int | None = None) -> int:
+        """Deliver every change of `desk` due now (one per ticket, up to `limit`, default
+        8 × concurrency) and record the outcomes in one transaction; returns how many were
+        tried. Nothing when another collector holds the desk's lease."""
         if not self.queue.lease(desk, self.owner, self.clock.now(), self.lease):
             return 0
-        items = self.queue.due(desk, self.clock.now(), limit)
+        items = self.queue.due(desk, self.clock.now(), limit or self.concurrency * 8)
         if self.concurrency == 1 or len(items) <= 1:
-            for item in items:
-                self.deliver_one(item)
+            outcomes = [self.attempt(item) for item in items]
         else:
-            list(self._pool.map(self.deliver_one, items))
+            outcomes = list(self._pool.map(self.attempt, items))
+        self.queue.settle(outcomes, self.clock.now())
         return len(items)
 
     def _run(self, desk: str) -> None:
         pruned_at = 0.0
         while not self._stop.is_set():
             try:
-                tried = self.run_once(desk, limit=self.concurrency * 25)
+                tried = self.run_once(desk)
                 now = self.clock.now()
                 if now - pruned_at > 3600:
                     pruned_at = now
