@@ -121,6 +121,13 @@ def register_desks(engine: sa.Engine, instance: str, desks: Sequence[DeskBase],
                                                           **values))
 
 
+def external_tickets(engine: sa.Engine, ticket_id: int) -> dict[str, dict[str, Any]]:
+    """The external tickets of one fieldwatch ticket: desk → {external_id, url}."""
+    q = sa.select(desk_links).where(desk_links.c.ticket_id == ticket_id)
+    with engine.connect() as conn:
+        return {r.desk: {"external_id": r.external_id, "url": r.url} for r in conn.execute(q)}
+
+
 # -- backoff, pure -----------------------------------------------------------------------------
 
 def backoff(attempts: int, policy: RetryPolicy, u: float,

@@ -8,6 +8,7 @@ import queue
 import signal
 import socket
 import threading
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpx
@@ -114,11 +115,13 @@ class Collector:
         """Check the rule files now (None: unchanged, True: reloaded, False: broken)."""
         return self.reloader.check()
 
-    def integration_routes(self) -> list[object]:
-        """Alertmanager in and the outbox API, for the HTTP app."""
+    def integration_routes(self, tokens: Callable[[], Iterable[str]] | None = None
+                           ) -> list[object]:
+        """Alertmanager in and the outbox API (behind the API's bearer tokens), for the app."""
         from fieldwatch.collector.desks.routes import routes
 
-        return list(routes(self.store, self.cfg.integrations, self.clock, self.stats))
+        return list(routes(self.store, self.cfg.integrations, self.clock, self.stats,
+                           tokens or self.cfg.desk.api_tokens))
 
     def health(self) -> dict[str, object]:
         err = self.reloader.error

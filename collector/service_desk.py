@@ -15,6 +15,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from fieldwatch.collector import kpi
 from fieldwatch.collector.notifier import Notification, Notifier
+from fieldwatch.collector.outbox import external_tickets
 from fieldwatch.collector.sla.clocks import clocks, due_steps
 from fieldwatch.collector.sla.policy import PRIORITIES
 from fieldwatch.collector.store.store import Store, device_type_of
@@ -69,7 +70,8 @@ class ServiceDesk:
         return {**ticket_json(t), "inventory": t.get("inventory"),
                 "sla": self.sla(t, self.clock.now()),
                 "timeline": [event_json(e) for e in self.store.timeline(ticket_id)],
-                "similar": similar(t, self.store.resolved_history())}
+                "similar": similar(t, self.store.resolved_history()),
+                "desks": external_tickets(self.store.engine, ticket_id)}
 
     def device_history(self, device: str, site: str | None = None) -> dict[str, Any]:
         """Everything that happened to one device: its identity, inventory and tickets."""

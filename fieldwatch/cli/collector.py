@@ -35,7 +35,7 @@ def run_collector(args: argparse.Namespace) -> int:
     if args.http_port is not None:
         app = make_app(collector.desk, collector.stats, collector.health,
                        cfg.desk.api_tokens)
-        add_routes(app, collector.integration_routes())  # type: ignore[arg-type]
+        add_routes(app, collector.integration_routes(cfg.desk.api_tokens))  # type: ignore[arg-type]
         http = HttpServer(app, port=args.http_port)
         http.start()
         print(f"fieldwatch collector: HTTP API on http://{http.host}:{http.port}/", flush=True)

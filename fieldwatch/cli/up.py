@@ -85,7 +85,7 @@ def run_up(args: argparse.Namespace) -> int:
     if desk_cfg.api_token_file is None:
         desk_cfg = desk_cfg.model_copy(update={"api_token_file": token_file})
     app = make_app(collector.desk, collector.stats, collector.health, desk_cfg.api_tokens)
-    add_routes(app, collector.integration_routes())  # type: ignore[arg-type]
+    add_routes(app, collector.integration_routes(desk_cfg.api_tokens))  # type: ignore[arg-type]
     http = HttpServer(app, port=http_port)
     agent = Agent(acfg.model_copy(update={"broker": link, "state_dir": data / "agent"}))
     collector.start()

@@ -47,13 +47,15 @@ def test_outage_then_recovery_delivers_everything_once_in_order(store: Store) ->
         for i in range(TICKETS - 2, TICKETS):
             fire(store, f"t{i}", float(i))  # first tried now: a create that lands unanswered
         wait_for(lambda: len(ji.issues) >= 2)
-        for i in range(TICKETS):
+        for i in range(TICKETS):  # resolved, recurs (reopened), resolved again
             clear(store, f"t{i}", 100.0 + i)
+            fire(store, f"t{i}", 200.0 + i)
+            clear(store, f"t{i}", 300.0 + i)
         for srv in (hook_srv, jira_srv):
             srv.mode = "ok"
         q = outbox.Queue(store.engine)
-        wait_for(lambda: q.counts() == {"hook": {"delivered": 2 * TICKETS},
-                                        "jira": {"delivered": 2 * TICKETS}}, timeout=30)
+        wait_for(lambda: q.counts() == {"hook": {"delivered": 4 * TICKETS},
+                                        "jira": {"delivered": 4 * TICKETS}}, timeout=30)
     finally:
         worker.stop()
         client.close()
@@ -62,7 +64,8 @@ def test_outage_then_recovery_delivers_everything_once_in_order(store: Store) ->
     per_ticket: dict[str, list[str]] = {}
     for e in receiver.effects:
         per_ticket.setdefault(e["reference"], []).append(e["action"])
-    assert per_ticket == {f"fw-{i}": ["open", "resolve"] for i in range(1, TICKETS + 1)}
+    assert per_ticket == {f"fw-{i}": ["open", "resolve", "reopen", "resolve"]
+                          for i in range(1, TICKETS + 1)}
     assert len(ji.issues) == TICKETS  # one issue per ticket despite lost answers
     labels = sorted(i["fields"]["labels"][1] for i in ji.issues.values())
     assert labels == sorted(f"fw-{i}" for i in range(1, TICKETS + 1))
@@ -70,7 +73,9 @@ def test_outage_then_recovery_delivers_everything_once_in_order(store: Store) ->
     assert any(r.path == "/rest/api/2/search" for r in jira_srv.seen)
     for issue in ji.issues.values():
         assert issue["status"] == "Done"
-        assert len(issue["comments"]) == 1  # the resolution note, once
+        # resolution, reopen, resolution: each note once, in order
+        assert [c.split(" by ")[0] for c in issue["comments"]] == [
+            "Ticket resolved", "Ticket reopened", "Ticket resolved"]
 
 
 def store_attempts(store: Store) -> int:

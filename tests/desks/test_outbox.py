@@ -235,3 +235,13 @@ def test_delivered_rows_are_pruned_after_keep_delivered(
     worker.run_once("hook")
     q = outbox.Queue(store.engine)
     assert q.prune(50.0) == 0 and q.prune(101.0) == 1 and q.counts() == {}
+
+
+def test_external_ids_show_on_the_ticket(store: Store) -> None:
+    register(store, "jira")
+    fire(store, "s", 1.0)
+    q = outbox.Queue(store.engine)
+    [item] = q.due("jira", 2.0)
+    q.delivered(item, outbox.Receipt(external_id="OPS-7", url="http://jira/browse/OPS-7"), 3.0)
+    assert outbox.external_tickets(store.engine, item.ticket_id) == {
+        "jira": {"external_id": "OPS-7", "url": "http://jira/browse/OPS-7"}}

@@ -61,13 +61,16 @@ def test_kill_9_mid_delivery_then_restart_delivers_exactly_once(
         wait_for(lambda: len(jira.seen) >= 4 and len(hook.seen) >= 4)
         assert collector.stop(signal.SIGKILL) == -signal.SIGKILL  # mid-delivery
         assert ji.issues  # some issues exist whose ids fieldwatch never heard
-        for i in range(TICKETS):
-            clear(store, f"t{i}", 100.0 + i)  # changes made while the collector is down
+        for i in range(TICKETS):  # changes made while the collector is down
+            clear(store, f"t{i}", 100.0 + i)
+            fire(store, f"t{i}", 200.0 + i)  # recurs: reopened
         for srv in (hook, jira):
             srv.mode = "ok"
         collector = start(tmp_path, mosquitto.port, hook, jira, 2)
-        wait_for(lambda: q.counts() == {"hook": {"delivered": 2 * TICKETS},
-                                        "jira": {"delivered": 2 * TICKETS}}, timeout=30)
+        for i in range(TICKETS):
+            clear(store, f"t{i}", 300.0 + i)  # and while it runs again
+        wait_for(lambda: q.counts() == {"hook": {"delivered": 4 * TICKETS},
+                                        "jira": {"delivered": 4 * TICKETS}}, timeout=30)
     finally:
         collector.stop()
         store.engine.dispose()
@@ -76,6 +79,7 @@ def test_kill_9_mid_delivery_then_restart_delivers_exactly_once(
     per_ticket: dict[str, list[str]] = {}
     for e in receiver.effects:
         per_ticket.setdefault(e["reference"], []).append(e["action"])
-    assert per_ticket == {f"fw-{i}": ["open", "resolve"] for i in range(1, TICKETS + 1)}
+    assert per_ticket == {f"fw-{i}": ["open", "resolve", "reopen", "resolve"]
+                          for i in range(1, TICKETS + 1)}
     assert len(ji.issues) == TICKETS
-    assert all(i["status"] == "Done" and len(i["comments"]) == 1 for i in ji.issues.values())
+    assert all(i["status"] == "Done" and len(i["comments"]) == 3 for i in ji.issues.values())
