@@ -53,6 +53,7 @@ EVENT_ACTIONS: dict[str, Action] = {
     # remote diagnostics (collector/diag): results, refusals, approvals, on-site escalation
     "diag_result": "update", "diag_refused": "update", "diag_no_response": "update",
     "approval": "update", "needs_onsite": "update",
+    "diag_onsite": "update",
     "sla_escalation": "escalate",
 }
 

@@ -12,6 +12,7 @@ Action = Literal["open", "update", "acknowledge", "escalate", "resolve", "reopen
 ACTIONS: tuple[Action, ...] = ("open", "update", "acknowledge", "escalate", "resolve", "reopen",
                                "close")
 OPEN_STATES = ("open", "acknowledged", "in_progress", "reopened")
+NOTE_MAX = 4000  # characters of an event's text in a note (diagnostic output can be long)
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class Change:
         lines = [f"{head} by {ev.get('actor') or 'fieldwatch'}"
                  + (f" ({ev['kind']})" if ev.get("kind") else "") + "."]
         if ev.get("reason"):
-            lines.append(str(ev["reason"]))
+            lines.append(str(ev["reason"])[:NOTE_MAX])
         lines.append(self.marker)
         return "\n".join(lines)
 
