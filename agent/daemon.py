@@ -1,4 +1,4 @@
-"""The agent daemon: a ticker calls one poll cycle per interval; everything the agent sends
+"""The agent daemon: APScheduler calls one poll cycle per interval; everything the agent sends
 goes through one path, `Agent.publish` (or `publish_metrics`, which numbers the message), into
 the outage buffer and from there to MQTT.
 
@@ -18,8 +18,8 @@ from fieldwatch.agent.inventory import collect_inventory
 from fieldwatch.agent.poll import Poller
 from fieldwatch.agent.publisher import MqttPublisher
 from fieldwatch.agent.registry import build_sources
+from fieldwatch.agent.schedule import build_scheduler
 from fieldwatch.agent.sources.base import sample
-from fieldwatch.agent.ticker import Ticker
 
 from fieldwatch import __version__, wire
 from fieldwatch.clock import Clock, SystemClock
@@ -53,10 +53,10 @@ class Agent:
                                    lambda kind, payload: self.publish(cfg.site, cfg.device,
                                                                       kind, payload),
                                    self.clock)
-        self.ticker = Ticker()
-        self.ticker.every(cfg.interval, self.cycle, "poll")
+        jobs = [("poll", cfg.interval, self.cycle)]
         if cfg.inventory.enabled:
-            self.ticker.every(cfg.inventory.every, self.send_inventory, "inventory")
+            jobs.append(("inventory", cfg.inventory.every, self.send_inventory))
+        self.scheduler = build_scheduler(jobs)
 
     # -- the one way out ---------------------------------------------------------------------
 
@@ -121,12 +121,13 @@ class Agent:
         self.publisher.start()
         if self.snmp is not None:
             self.snmp.start()
-        self.ticker.start()  # first cycle at once
+        self.scheduler.start()  # first cycle at once
         log.info("agent %s/%s polling every %ss; buffer %s holds %d messages", self.cfg.site,
                  self.cfg.device, self.cfg.interval, self.outbox.path, self.outbox.count)
 
     def stop(self) -> None:
-        self.ticker.stop()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)  # lets the cycle running now finish
         if self.diag is not None:
             self.diag.stop()
         if self.snmp is not None:

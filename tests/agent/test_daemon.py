@@ -4,59 +4,36 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
-from fieldwatch.agent.ticker import Ticker
+from fieldwatch.agent.schedule import build_scheduler
 
 
-class Steps:
-    def __init__(self) -> None:
-        self.t = 100.0
+def test_schedule_runs_at_once_repeats_and_survives_a_failing_job() -> None:
+    polls, fails = threading.Event(), []
+    ran: list[str] = []
 
-    def __call__(self) -> float:
-        return self.t
-
-
-def test_ticker_runs_at_once_then_every_interval_and_coalesces_missed_runs() -> None:
-    clock, runs = Steps(), []
-    t = Ticker(monotonic=clock)
-    t.every(10, lambda: runs.append(("poll", clock.t)), "poll")
-    t.every(3600, lambda: runs.append(("inv", clock.t)), "inventory")
-    for job in t._jobs:  # what start() does, without the thread
-        job.due = clock.t
-    assert t.run_due() == 10
-    clock.t = 105
-    assert t.run_due() == 5 and len(runs) == 2
-    clock.t = 110
-    t.run_due()
-    clock.t = 175  # the machine slept through six intervals: one run, not six
-    assert t.run_due() == 10
-    assert runs == [("poll", 100), ("inv", 100), ("poll", 110), ("poll", 175)]
-
-
-def test_a_failing_job_keeps_its_schedule() -> None:
-    clock, calls = Steps(), []
+    def poll() -> None:
+        ran.append("poll")
+        if ran.count("poll") >= 3:
+            polls.set()
 
     def boom() -> None:
-        calls.append(clock.t)
+        fails.append(1)
         raise RuntimeError("source bug")
 
-    t = Ticker(monotonic=clock)
-    t.every(10, boom, "poll")
-    t._jobs[0].due = clock.t
-    t.run_due()
-    clock.t = 110
-    t.run_due()
-    assert calls == [100, 110]
-
-
-def test_ticker_thread_starts_and_stops() -> None:
-    t = Ticker()
-    ran = []
-    t.every(60, lambda: ran.append(1), "poll")
-    t.start()
-    t.stop(timeout=5)
-    assert ran == [1] and not t._thread.is_alive()
+    sched = build_scheduler([("poll", 0.05, poll), ("boom", 0.05, boom),
+                             ("inventory", 3600, lambda: ran.append("inventory"))])
+    sched.start()
+    try:
+        jobs = {j.id: j for j in sched.get_jobs()}
+        assert set(jobs) == {"poll", "boom", "inventory"}
+        assert all(j.coalesce and j.max_instances == 1 for j in jobs.values())
+        assert polls.wait(5)  # first run at once, then every interval
+    finally:
+        sched.shutdown(wait=True)
+    assert ran.count("inventory") == 1 and len(fails) >= 2  # a failure keeps its schedule
 
 
 def test_lean_entry_point_validates_config_and_never_loads_snmp_or_the_collector(
@@ -74,7 +51,7 @@ def test_lean_entry_point_validates_config_and_never_loads_snmp_or_the_collector
         f"a = Agent(AgentConfig(state_dir=pathlib.Path({str(tmp_path / 's')!r}),"
         " diag={'enabled': False}))\n"
         "a.outbox.close()\n"
-        "heavy = ('pysnmp', 'sqlalchemy', 'cryptography', 'apscheduler', 'starlette')\n"
+        "heavy = ('pysnmp', 'sqlalchemy', 'cryptography', 'starlette')\n"
         "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith(heavy)}))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True).stdout
