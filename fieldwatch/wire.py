@@ -98,10 +98,15 @@ def encode(message: Message) -> bytes:
 def decode(payload: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Message:
     """Decode one payload, or raise WireFormatError with reason `oversized`, `version`,
     `malformed` (not JSON) or `invalid` (JSON of the wrong shape)."""
+    return _decode_with(_decoder, payload, max_bytes)  # type: ignore[no-any-return]
+
+
+def _decode_with(decoder: msgspec.json.Decoder, payload: bytes, max_bytes: int) -> object:
+    """The one decoding path of every v1 payload: size cap, shape, major version."""
     if len(payload) > max_bytes:
         raise WireFormatError("oversized", f"{len(payload)} bytes > limit {max_bytes}")
     try:
-        msg = _decoder.decode(payload)
+        msg = decoder.decode(payload)
     except msgspec.ValidationError as exc:
         _check_version(payload)
         raise WireFormatError("invalid", str(exc)) from None
@@ -213,29 +218,14 @@ def encode_diag(message: DiagRequest | DiagResult) -> bytes:
     return _encoder.encode(message)
 
 
-def _decode_diag(decoder: msgspec.json.Decoder, payload: bytes, max_bytes: int) -> object:
-    if len(payload) > max_bytes:
-        raise WireFormatError("oversized", f"{len(payload)} bytes > limit {max_bytes}")
-    try:
-        msg = decoder.decode(payload)
-    except msgspec.ValidationError as exc:
-        _check_version(payload)
-        raise WireFormatError("invalid", str(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise WireFormatError("malformed", str(exc)) from None
-    if msg.v != VERSION:
-        raise WireFormatError("version", f"major version {msg.v} not understood (want {VERSION})")
-    return msg
-
-
 def decode_diag_request(payload: bytes, max_bytes: int = 64 * 1024) -> DiagRequest:
-    msg = _decode_diag(_diag_req_decoder, payload, max_bytes)
+    msg = _decode_with(_diag_req_decoder, payload, max_bytes)
     assert isinstance(msg, DiagRequest)
     return msg
 
 
 def decode_diag_result(payload: bytes, max_bytes: int = 4 * 1024 * 1024) -> DiagResult:
-    msg = _decode_diag(_diag_res_decoder, payload, max_bytes)
+    msg = _decode_with(_diag_res_decoder, payload, max_bytes)
     assert isinstance(msg, DiagResult)
     return msg
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from fieldwatch.collector.alerts import plan
 from fieldwatch.collector.rules.engine import Engine, EngineState, Transition
-from fieldwatch.collector.rules.loader import load_rules, ruleset_from_text
+from fieldwatch.collector.rules.loader import load_rules, rule_files, ruleset_from_text
 from fieldwatch.collector.rules.model import RuleSet
 from fieldwatch.collector.rules.notation import parse_selector, parse_series
 from fieldwatch.collector.rules.templates import render
@@ -134,19 +134,9 @@ def run_test_files(paths: Iterable[str | Path]) -> list[Result]:
     """Run every test in the files (directories: their *.yaml). Raises RuleError for a broken
     test or rule file, with locations."""
     results: list[Result] = []
-    for p in _files(paths):
+    for p in rule_files(paths):
         results.extend(run_test_file(p))
     return results
-
-
-def _files(paths: Iterable[str | Path]) -> list[Path]:
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out.extend(sorted(f for f in p.iterdir() if f.suffix in (".yaml", ".yml")))
-        else:
-            out.append(p)
-    return out
 
 
 def run_test_file(path: Path) -> list[Result]:
