@@ -99,11 +99,20 @@ def _collector(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
         data = Path(getattr(args, "data", None) or "fieldwatch-data").resolve()
         key = data / "keys" / f"{KEY_NAME}.key"
+        port = getattr(args, "mqtt_port", None) or _up_port(data) or 1883
         cfg = CollectorConfig(
             db=f"sqlite:///{data / 'fieldwatch.db'}",
-            broker=BrokerConfig(port=getattr(args, "mqtt_port", None) or 1883),
+            broker=BrokerConfig(port=port),
             diag=CollectorDiagConfig(private_key=key if key.exists() else None))
     return cfg, DiagStore(open_engine(db_url(args.db or cfg.db)))
+
+
+def _up_port(data: Path) -> int | None:
+    """The MQTT port `fieldwatch up` wrote into its data directory (it may be a free port)."""
+    try:
+        return int((data / "mqtt-port").read_text().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def _parse_args(pairs: list[str]) -> dict[str, str]:

@@ -73,6 +73,8 @@ def run_up(args: argparse.Namespace) -> int:
     else:
         print(f"fieldwatch: using the MQTT broker already on 127.0.0.1:{mqtt_port}", flush=True)
     link = BrokerConfig(host="127.0.0.1", port=mqtt_port)
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "mqtt-port").write_text(f"{mqtt_port}\n")  # for `diag run --data DIR` next to us
     ccfg, acfg = with_local_keys(data, cfg.collector, cfg.agent)  # diagnostics work out of the box
 
     collector = Collector(ccfg.model_copy(update={

@@ -275,8 +275,9 @@ def test_fieldwatch_up_creates_a_key_and_diag_run_works_next_to_it(tmp_path: Pat
         out = cli("diag", "run", device, "top_processes", "n=3", "--data", str(data),
                   "--mqtt-port", port, "--json", "--config", str(tmp_path / "none.yaml"))
         assert out.returncode == 2  # an explicit config that does not exist is an error
-        out = cli("diag", "run", device, "top_processes", "n=3", "--data", str(data),
-                  "--mqtt-port", port, "--json")
+        assert (data / "mqtt-port").read_text().strip() == port
+        # no --mqtt-port: the CLI finds the free port `up` picked in its data directory
+        out = cli("diag", "run", device, "top_processes", "n=3", "--data", str(data), "--json")
         assert out.returncode == 0, out.stderr
         assert "by CPU" in json.loads(out.stdout)["output"]
         assert (data / "keys" / "diag-collector.key").stat().st_mode & 0o077 == 0
