@@ -374,7 +374,9 @@ def quiet_range(node: Node) -> tuple[float, float] | None:
             qa, qb = quiet_range(a), quiet_range(b)
             if qa is None or qb is None:
                 return qa or qb
-            if qa[0] <= qb[1] and qb[0] <= qa[1]:  # overlapping: their union is one interval
+            # open intervals that overlap have one interval as union; touching ones, as (0, 5)
+            # and (5, 9), do not: the point between them (5) may fire
+            if qa[0] < qb[1] and qb[0] < qa[1]:
                 return min(qa[0], qb[0]), max(qa[1], qb[1])
             return max(qa, qb, key=lambda q: q[1] - q[0])
         case Binary(op="or", left=a, right=b):  # false only where both sides are false

@@ -82,6 +82,15 @@ def cond(draw: st.DrawFn, depth: int = 0) -> str:
     return f"({draw(cond(depth + 1))}) {op} ({draw(cond(depth + 1))})"
 
 
+def test_quiet_ranges_that_only_touch_are_not_merged() -> None:
+    # hypothesis found it: (0, inf) and (-inf, 0) were merged to everything, hiding value == 0
+    node = parse("(0 < value or 0 <= value) and 0 >= value")
+    assert quiet_range(node) in ((0.0, math.inf), (-math.inf, 0.0))
+    f, ctx = compile_expr(node), EvalCtx()
+    ctx.value = 0.0
+    assert f(ctx)
+
+
 @settings(max_examples=300, deadline=None)
 @given(cond(), st.lists(NUM, min_size=1, max_size=20))
 def test_quiet_range_is_sound(text: str, values: list[float]) -> None:
