@@ -26,7 +26,7 @@ from fieldwatch.agent.sources.netlink import NetLinkSource
 from fieldwatch.agent.sources.processes import Matcher, ProcessesSource
 from fieldwatch.agent.sources.sensors import FanSource, TemperatureSource
 from fieldwatch.agent.sources.smart import SmartSource, parse_scan, parse_smart
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fieldwatch.clock import FakeClock
@@ -347,6 +347,7 @@ _keys = st.sampled_from(["smart_status", "temperature", "power_on_time", "ata_sm
                          "nvme_smart_health_information_log", "smartctl", "devices"])
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])  # noisy CI machines
 @given(st.dictionaries(_keys, _json, max_size=6))
 def test_smart_parsers_never_crash_on_odd_documents(doc: dict) -> None:
     """Other smartctl versions and RAID controllers give odd shapes: fewer samples, never a
