@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Annotated
 
+import msgspec
 from fieldwatch.agent.diag.config import DiagConfig
 from fieldwatch.agent.snmp.config import SnmpConfig
-from pydantic import Field, field_validator, model_validator
 
 from fieldwatch.config import BrokerConfig, Id, Strict, default_device_id
 from fieldwatch.durations import Duration
+
+
+def _check_regexes(key: str, patterns: list[str]) -> None:
+    for p in patterns:
+        try:
+            re.compile(p)
+        except re.error as exc:
+            raise ValueError(f"{key}: {p!r} is not a valid regular expression: {exc}") from None
 
 
 class Toggle(Strict):
@@ -28,16 +37,15 @@ class DisksOptions(Toggle):
 
 class DiskIoOptions(Toggle):
     # regular expressions matched against the whole device name; partitions are kept
-    exclude: list[str] = [r"loop\d+", r"ram\d+", r"zram\d+", r"sr\d+", r"fd\d+"]
+    exclude: list[str] = msgspec.field(default_factory=lambda: [
+        r"loop\d+", r"ram\d+", r"zram\d+", r"sr\d+", r"fd\d+"])
 
-    @field_validator("exclude")
-    @classmethod
-    def _regexes(cls, v: list[str]) -> list[str]:
-        return _check_regexes(v)
+    def __post_init__(self) -> None:
+        _check_regexes("exclude", self.exclude)
 
 
 class NetOptions(Toggle):
-    exclude: list[str] = ["lo"]
+    exclude: list[str] = msgspec.field(default_factory=lambda: ["lo"])
 
 
 class SensorsOptions(Toggle):
@@ -51,13 +59,10 @@ class SmartOptions(Toggle):
     devices: list[str] = []  # default: what `smartctl --scan` finds
     timeout: Duration = 30.0
 
-    @field_validator("devices")
-    @classmethod
-    def _dev_paths(cls, v: list[str]) -> list[str]:
-        for d in v:
+    def __post_init__(self) -> None:
+        for d in self.devices:
             if not re.fullmatch(r"/dev/[A-Za-z0-9_./-]+", d) or ".." in d:
-                raise ValueError(f"{d!r} is not a /dev path")
-        return v
+                raise ValueError(f"devices: {d!r} is not a /dev path")
 
 
 class Watch(Strict):
@@ -68,29 +73,24 @@ class Watch(Strict):
     cmdline: str | None = None  # regular expression searched in the joined command line
     service: str | None = None  # systemd unit; its cgroup's processes (Linux)
 
-    @model_validator(mode="after")
-    def _exactly_one(self) -> Watch:
+    def __post_init__(self) -> None:
         given = [k for k in ("process", "cmdline", "service") if getattr(self, k)]
         if len(given) != 1:
             raise ValueError("give exactly one of process, cmdline or service")
         if self.cmdline:
-            _check_regexes([self.cmdline])
+            _check_regexes("cmdline", [self.cmdline])
         if self.service and not re.fullmatch(r"[A-Za-z0-9:_.@-]+", self.service):
-            raise ValueError(f"{self.service!r} is not a systemd unit name")
-        return self
+            raise ValueError(f"service: {self.service!r} is not a systemd unit name")
 
 
 class ProcessesOptions(Toggle):
     watch: list[Watch] = []
 
-    @field_validator("watch")
-    @classmethod
-    def _unique(cls, v: list[Watch]) -> list[Watch]:
-        names = [w.name for w in v]
+    def __post_init__(self) -> None:
+        names = [w.name for w in self.watch]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
-            raise ValueError(f"watch names must be unique; repeated: {', '.join(sorted(dup))}")
-        return v
+            raise ValueError(f"watch: names must be unique; repeated: {', '.join(sorted(dup))}")
 
 
 class TextfileOptions(Strict):
@@ -117,9 +117,10 @@ class SourcesConfig(Strict):
 class BufferConfig(Strict):
     """The on-disk outage buffer: bounded by size and age, oldest dropped first."""
 
-    max_bytes: int = Field(64 * 1024 * 1024, ge=64 * 1024)
+    max_bytes: Annotated[int, msgspec.Meta(ge=64 * 1024)] = 64 * 1024 * 1024
     max_age: Duration = 7 * 86400.0
-    inflight: int = Field(100, ge=1, le=65000)  # unacknowledged messages handed to MQTT at once
+    # unacknowledged messages handed to MQTT at once
+    inflight: Annotated[int, msgspec.Meta(ge=1, le=65000)] = 100
 
 
 class InventoryConfig(Strict):
@@ -127,17 +128,8 @@ class InventoryConfig(Strict):
     every: Duration = 86400.0
 
 
-def _check_regexes(patterns: list[str]) -> list[str]:
-    for p in patterns:
-        try:
-            re.compile(p)
-        except re.error as exc:
-            raise ValueError(f"{p!r} is not a valid regular expression: {exc}") from None
-    return patterns
-
-
 class AgentConfig(Strict):
-    device: Id = Field(default_factory=default_device_id)
+    device: Id = msgspec.field(default_factory=default_device_id)
     site: Id = "default"
     interval: Duration = 10.0
     broker: BrokerConfig = BrokerConfig()
@@ -148,9 +140,6 @@ class AgentConfig(Strict):
     diag: DiagConfig = DiagConfig()  # remote diagnostics (docs/diagnostics.md)
     snmp: SnmpConfig = SnmpConfig()  # SNMP targets (each its own device), traps (docs/snmp.md)
 
-    @field_validator("interval")
-    @classmethod
-    def _interval(cls, v: float) -> float:
-        if v < 0.1:
-            raise ValueError("interval must be at least 100ms")
-        return v
+    def __post_init__(self) -> None:
+        if self.interval < 0.1:
+            raise ValueError("interval: must be at least 100ms")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from _servers import Mosquitto
-from fieldwatch.agent.diag.config import DiagConfig
+from fieldwatch.agent.diag.config import DiagConfig, RateLimit
 from fieldwatch.agent.diag.handler import DiagHandler
 from fieldwatch.agent.diag.runner import run_argv
 from fieldwatch.agent.diag.service import DiagService
@@ -52,7 +52,7 @@ def client(port: int, name: str) -> mqtt.Client:
 def round_trips(port: int, tmp: Path, trials: int) -> dict[str, object]:
     key_path, pub = signing.generate(tmp / "keys")
     key = signing.load_private(key_path)
-    cfg = DiagConfig(trusted_keys=[pub], rate_limit={"max": trials + 10, "per": 3600})
+    cfg = DiagConfig(trusted_keys=[pub], rate_limit=RateLimit(max=trials + 10, per=3600))
     handler = DiagHandler(cfg, "dev", "site", tmp / "state", SystemClock())
     agent = client(port, "bench-agent")
     service = DiagService(handler, lambda kind, p: agent.publish(

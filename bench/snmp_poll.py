@@ -28,6 +28,8 @@ from pathlib import Path
 
 import psutil
 
+from fieldwatch.config import convert
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fieldwatch.agent.snmp.client import SnmpClient  # noqa: E402
@@ -48,7 +50,7 @@ DEAD_TIMEOUT = 2.0
 
 
 async def _walks(port: int, reps: int) -> list[tuple[int, float, float]]:
-    target = SnmpConfig.model_validate({"targets": [{
+    target = convert(SnmpConfig, {"targets": [{
         "device": "bench", "host": "127.0.0.1", "port": port, "community": COMMUNITY}]}).targets[0]
     client = SnmpClient()
     try:
@@ -139,7 +141,7 @@ async def _poll(port: int, n: int, dead: bool, sim_pid: int) -> dict[str, object
     if dead:
         targets.append({"device": "dead", "host": "127.0.0.1", "port": free_udp_port(),
                         "profiles": ["system", "if-mib"], "timeout": DEAD_TIMEOUT, "retries": 0})
-    cfg = SnmpConfig.model_validate({"targets": targets, "timeout": "5s", "retries": 1,
+    cfg = convert(SnmpConfig, {"targets": targets, "timeout": "5s", "retries": 1,
                                      "concurrency": 64})
     poller = SnmpPoller(cfg, "bench", lambda s, d, k, p: None)
     await poller.open()

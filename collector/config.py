@@ -9,12 +9,13 @@ from fieldwatch.collector.diag.config import CollectorDiagConfig
 from fieldwatch.collector.tickets.config import DeskConfig
 from pydantic import Field
 
-from fieldwatch.config import BrokerConfig, Strict
+from fieldwatch.config import BrokerConfig
 from fieldwatch.durations import Duration
+from fieldwatch.models import StrictModel
 from fieldwatch.wire import DEFAULT_MAX_BYTES
 
 
-class CollectorConfig(Strict):
+class CollectorConfig(StrictModel):
     broker: BrokerConfig = BrokerConfig()
     client_id: str = "fieldwatch-collector"
     rules: list[Path] = [Path("rules")]

@@ -9,9 +9,12 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Iterable
+from datetime import UTC
 from typing import Any
 
 import httpx
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
 from fieldwatch.collector.config import CollectorConfig
 from fieldwatch.collector.desks.runtime import DeskRuntime
 from fieldwatch.collector.diag.dispatch import RES_TOPIC, diag_dispatcher
@@ -37,25 +40,24 @@ log = logging.getLogger(__name__)
 
 
 class Ticker:
-    """Calls `desk.tick()` every `every` seconds on one thread, joined on stop."""
+    """Calls `desk.tick()` every `every` seconds on APScheduler: one worker, runs missed while
+    one was late coalesced, never overlapping; `stop` lets the running tick finish."""
 
     def __init__(self, desk: ServiceDesk, stats: Stats, every: float) -> None:
         self.desk, self.stats, self.every = desk, stats, every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="fieldwatch-desk-tick",
-                                        daemon=True)
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=1)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=UTC, daemon=True)
+        self.scheduler.add_job(self.run_once, "interval", seconds=every, id="desk-tick",
+                               name="desk-tick")
 
     def start(self) -> None:
-        self._thread.start()
+        self.scheduler.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            self.run_once()
+    def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
 
     def run_once(self) -> None:
         try:

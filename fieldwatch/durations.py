@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
-
-from pydantic import BeforeValidator
+from typing import Any
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -42,5 +40,15 @@ def format_duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-"""A pydantic field type: accepts `5m` or 300, holds seconds as float."""
+class Duration(float):
+    """A config field type, in msgspec structs and pydantic models alike: accepts `5m` or 300.
+
+    Values are plain floats (seconds); this class only names the type for the validators.
+    """
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema  # only processes that use pydantic pay for it
+
+        return core_schema.no_info_before_validator_function(parse_duration,
+                                                             core_schema.float_schema())

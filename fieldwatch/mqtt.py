@@ -6,7 +6,6 @@ MQTT 3.1.1 everywhere (the embedded amqtt broker speaks nothing newer, DESIGN §
 from __future__ import annotations
 
 import socket
-import ssl
 
 import paho.mqtt.client as mqtt
 
@@ -23,6 +22,8 @@ def make_client(client_id: str, broker: BrokerConfig, *, clean_session: bool = T
         pw = broker.password()
         client.username_pw_set(broker.username, pw.get_secret_value() if pw else None)
     if broker.tls is not None:
+        import ssl
+
         client.tls_set(ca_certs=str(broker.tls.ca) if broker.tls.ca else None,
                        certfile=str(broker.tls.cert) if broker.tls.cert else None,
                        keyfile=str(broker.tls.key) if broker.tls.key else None,

@@ -88,7 +88,17 @@ class _Envelope(msgspec.Struct):
 
 _decoder = msgspec.json.Decoder(Message)
 _envelope = msgspec.json.Decoder(_Envelope)
-_encoder = msgspec.json.Encoder()
+
+
+def _builtin(obj: object) -> object:
+    """Subclasses of float/int/str (config durations) go out as the plain value."""
+    for t in (float, int, str):
+        if isinstance(obj, t):
+            return t(obj)  # type: ignore[call-overload]
+    raise NotImplementedError(f"cannot encode {type(obj).__name__}")
+
+
+_encoder = msgspec.json.Encoder(enc_hook=_builtin)
 
 
 def encode(message: Message) -> bytes:

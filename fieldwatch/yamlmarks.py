@@ -9,15 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
 
 from fieldwatch.errors import LocatedError, Problem
 
 PathKey = tuple[str | int, ...]
-M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -112,40 +110,6 @@ def load_yaml_file(path: str | Path) -> Loaded:
     except OSError as exc:
         raise LocatedError([Problem(str(p), 0, 0, f"cannot read: {exc.strerror}")]) from None
     return load_yaml(text, str(p))
-
-
-def _describe(err: dict[str, Any]) -> str:
-    loc = ".".join(str(x) for x in err["loc"]) or "document"
-    if err["type"] == "extra_forbidden":
-        return f"{loc}: unknown key (check spelling; see the commented example config)"
-    if err["type"] == "missing":
-        return f"{loc}: required key is missing"
-    msg = err["msg"]
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
-    return f"{loc}: {msg}"
-
-
-def validation_problems(exc: ValidationError, doc: Loaded,
-                        prefix: PathKey = ()) -> list[Problem]:
-    """Turn a pydantic error into located problems, one per failing value."""
-    out = []
-    for err in exc.errors(include_url=False):
-        # pydantic adds union-member and validator names to loc; keep only real data keys
-        loc = [p for p in err["loc"] if isinstance(p, int) or not str(p).startswith(
-            ("function-", "tagged-union", "union["))]
-        out.append(doc.problem((*prefix, *loc), _describe({**err, "loc": loc}),
-                               at_key=err["type"] == "extra_forbidden"))
-    return out
-
-
-def validate(model: type[M], doc: Loaded, data: Any = None, prefix: PathKey = (),
-             error: type[LocatedError] = LocatedError) -> M:
-    """Validate `data` (default: the whole document) into `model`, or raise located problems."""
-    try:
-        return model.model_validate(doc.data if data is None else data)
-    except ValidationError as exc:
-        raise error(validation_problems(exc, doc, prefix)) from None
 
 
 def merge_problems(errors: Iterable[LocatedError]) -> list[Problem]:

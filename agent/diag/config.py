@@ -6,12 +6,14 @@ roots, spools, SNMP neighbours, fixed operator commands); a request can only pic
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+import msgspec
 
-from fieldwatch.config import Strict
+from fieldwatch.config import Secret, Strict
 from fieldwatch.durations import Duration
 
 Policy = Literal["auto", "ask", "never"]
@@ -20,7 +22,7 @@ _NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,127}$"
 
 
 class RateLimit(Strict):
-    max: int = Field(default=30, ge=1)  # diagnostics run at most this many times...
+    max: Annotated[int, msgspec.Meta(ge=1)] = 30  # diagnostics run at most this many times...
     per: Duration = 3600.0  # ...in this window (refused ones do not count)
 
 
@@ -34,32 +36,27 @@ class PolicyConfig(Strict):
 
 class SnmpNeighbour(Strict):
     host: str
-    port: int = Field(161, ge=1, le=65535)
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 161
     version: Literal["1", "2c"] = "2c"
     community_env: str | None = None  # default community: "public"
     timeout: Duration = 2.0
 
-    def community(self) -> SecretStr:
-        import os
-
-        return SecretStr(os.environ.get(self.community_env, "") if self.community_env
-                         else "public")
+    def community(self) -> Secret:
+        return Secret(os.environ.get(self.community_env, "") if self.community_env
+                      else "public")
 
 
 class OperatorCommand(Strict):
     """A fixed argv the device's owner allows; requests cannot add arguments to it."""
 
-    argv: list[str] = Field(min_length=1)
+    argv: Annotated[list[str], msgspec.Meta(min_length=1)]
     description: str = ""
     changing: bool = True
     timeout: Duration | None = None
 
-    @field_validator("argv")
-    @classmethod
-    def _absolute(cls, argv: list[str]) -> list[str]:
-        if not argv[0].startswith("/"):
-            raise ValueError("argv[0] must be an absolute path (no PATH lookup)")
-        return argv
+    def __post_init__(self) -> None:
+        if not self.argv[0].startswith("/"):
+            raise ValueError("argv: argv[0] must be an absolute path (no PATH lookup)")
 
 
 class DiagConfig(Strict):
@@ -67,11 +64,11 @@ class DiagConfig(Strict):
     trusted_keys: list[Path] = []  # the collector's public key(s); none: every request refused
     audit_log: Path | None = None  # default: <state_dir>/diag-audit.jsonl
     timeout: Duration = 30.0  # per diagnostic, unless the request or the command says less
-    max_output: int = Field(64 * 1024, ge=1024, le=1024 * 1024)  # bytes kept per result
+    max_output: Annotated[int, msgspec.Meta(ge=1024, le=1024 * 1024)] = 64 * 1024  # per result
     max_validity: Duration = 900.0  # requests valid for longer than this are refused
     clock_skew: Duration = 60.0  # tolerated difference between collector and agent clocks
-    workers: int = Field(2, ge=1, le=16)
-    queue_max: int = Field(32, ge=1)  # requests waiting; beyond it they are refused as `busy`
+    workers: Annotated[int, msgspec.Meta(ge=1, le=16)] = 2
+    queue_max: Annotated[int, msgspec.Meta(ge=1)] = 32  # waiting; beyond it refused as `busy`
     rate_limit: RateLimit = RateLimit()
     policy: PolicyConfig = PolicyConfig()
     defaults: dict[str, dict[str, str | int | bool]] = {}  # default args per check (rule runs)
@@ -82,24 +79,18 @@ class DiagConfig(Strict):
     service_manager: Literal["auto", "systemd", "sysv"] = "auto"
     spools: dict[str, Path] = {}  # clear_spool: name → directory whose contents may be removed
     backup_dir: Path | None = None  # clear_spool archives first; default <state_dir>/diag-backups
-    backup_max_bytes: int = Field(default=512 * 2**20, ge=0)  # larger spools: not cleared
+    backup_max_bytes: Annotated[int, msgspec.Meta(ge=0)] = 512 * 2**20  # larger: not cleared
     smart_devices: list[str] = []  # smart_status: /dev/sda ...
     snmp_neighbours: dict[str, SnmpNeighbour] = {}
     commands: dict[str, OperatorCommand] = {}
 
-    @field_validator("services", "journal_units")
-    @classmethod
-    def _names(cls, names: list[str]) -> list[str]:
-        import re
-
-        for n in names:
-            if not re.fullmatch(_NAME, n):
-                raise ValueError(f"{n!r} is not a plain unit/service name")
-        return names
-
-    @model_validator(mode="after")
-    def _consistent(self) -> DiagConfig:
+    def __post_init__(self) -> None:
         from fieldwatch.agent.diag.checks import BUILTIN_NAMES
+
+        for key in ("services", "journal_units"):
+            for n in getattr(self, key):
+                if not re.fullmatch(_NAME, n):
+                    raise ValueError(f"{key}: {n!r} is not a plain unit/service name")
 
         clash = sorted(set(self.commands) & BUILTIN_NAMES)
         if clash:
@@ -115,4 +106,3 @@ class DiagConfig(Strict):
         for name, spool in self.spools.items():
             if not spool.is_absolute() or spool == Path("/"):
                 raise ValueError(f"spools.{name}: must be an absolute directory other than /")
-        return self

@@ -13,8 +13,6 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from fieldwatch import signing, wire
 from fieldwatch.errors import DiagnosticRefused
 
@@ -58,7 +56,7 @@ class NonceStore:
 
 
 class Verifier:
-    def __init__(self, keys: Mapping[str, Ed25519PublicKey], nonces: NonceStore,
+    def __init__(self, keys: Mapping[str, bytes], nonces: NonceStore,
                  max_validity: float, skew: float) -> None:
         self.keys, self.nonces = keys, nonces
         self.max_validity, self.skew = max_validity, skew

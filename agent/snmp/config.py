@@ -1,18 +1,18 @@
 """The `snmp:` section of agent.yaml: targets (each its own device), trap receiver, limits.
 
 Credentials come inline, from an environment variable (`*_env`) or a file (`*_file`); they are
-SecretStr so they never appear in reprs or logs.
+Secret so they never appear in reprs or logs.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
+import msgspec
 
-from fieldwatch.config import Id, Strict
+from fieldwatch.config import Id, Port, Secret, Strict
 from fieldwatch.durations import Duration
 from fieldwatch.errors import ConfigError, Problem
 
@@ -20,7 +20,7 @@ AuthProtocol = Literal["MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512"]
 PrivProtocol = Literal["DES", "3DES", "AES", "AES128", "AES192", "AES256"]
 
 
-def _secret(where: str, inline: SecretStr | None, env: str | None,
+def _secret(where: str, inline: Secret | None, env: str | None,
             file: Path | None) -> str | None:
     """The secret's value, read now (rotation needs no restart)."""
     if env:
@@ -40,24 +40,23 @@ def _secret(where: str, inline: SecretStr | None, env: str | None,
 def _one_source(obj: Strict, name: str) -> None:
     given = [k for k in (name, f"{name}_env", f"{name}_file") if getattr(obj, k) is not None]
     if len(given) > 1:
-        raise ValueError(f"give one of {', '.join(given)}, not several")
+        raise ValueError(f"{name}: give one of {', '.join(given)}, not several")
 
 
 class V3User(Strict):
     """An SNMPv3 USM user; authPriv when both keys are given, authNoPriv with the auth key only."""
 
-    user: str = Field(min_length=1)
+    user: Annotated[str, msgspec.Meta(min_length=1)]
     auth_protocol: AuthProtocol = "SHA"
-    auth_key: SecretStr | None = None
+    auth_key: Secret | None = None
     auth_key_env: str | None = None
     auth_key_file: Path | None = None
     priv_protocol: PrivProtocol = "AES"
-    priv_key: SecretStr | None = None
+    priv_key: Secret | None = None
     priv_key_env: str | None = None
     priv_key_file: Path | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> V3User:
+    def __post_init__(self) -> None:
         _one_source(self, "auth_key")
         _one_source(self, "priv_key")
         has_priv = any(getattr(self, k) is not None
@@ -66,7 +65,6 @@ class V3User(Strict):
                        for k in ("auth_key", "auth_key_env", "auth_key_file"))
         if has_priv and not has_auth:
             raise ValueError("a privacy key needs an auth key too (authPriv)")
-        return self
 
     def auth(self) -> str | None:
         return _secret("auth_key", self.auth_key, self.auth_key_env, self.auth_key_file)
@@ -79,45 +77,45 @@ class SnmpTarget(Strict):
     """One polled device: where it is, how to log in, which profiles, which fieldwatch device."""
 
     device: Id
-    host: str = Field(min_length=1)
-    port: int = Field(161, ge=1, le=65535)
+    host: Annotated[str, msgspec.Meta(min_length=1)]
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 161
     site: Id | None = None  # default: the agent's site
     version: Literal["2c", "3"] = "2c"
-    community: SecretStr | None = None  # default "public" when no _env/_file is given
+    community: Secret | None = None  # default "public" when no _env/_file is given
     community_env: str | None = None
     community_file: Path | None = None
     v3: V3User | None = None
-    profiles: list[str] = Field(default_factory=lambda: ["system"], min_length=1)
+    profiles: Annotated[list[str], msgspec.Meta(min_length=1)] = msgspec.field(
+        default_factory=lambda: ["system"])
     interval: Duration | None = None  # default: snmp.interval
     timeout: Duration | None = None  # per request; default: snmp.timeout
-    retries: int | None = Field(None, ge=0, le=10)
+    retries: Annotated[int, msgspec.Meta(ge=0, le=10)] | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> SnmpTarget:
+    def __post_init__(self) -> None:
         _one_source(self, "community")
         if self.version == "3" and self.v3 is None:
             raise ValueError("version 3 needs a `v3:` user (user, auth_key, priv_key)")
         if self.version == "2c" and self.v3 is not None:
             raise ValueError("`v3:` is given but version is 2c; set version: \"3\"")
-        return self
 
     def community_value(self) -> str:
         value = _secret("community", self.community, self.community_env, self.community_file)
         return "public" if value is None else value
 
 
-class TrapUser(V3User):
+class TrapUser(V3User, kw_only=True):
     """A v3 trap sender's user. Traps are sent by the device's own engine, so its
     snmpEngineID (hex, e.g. 0x80001f8880...) is needed to check the keys."""
 
-    engine_id: str = Field(pattern=r"^(0x)?([0-9a-fA-F]{2}){5,32}$")
+    engine_id: Annotated[str, msgspec.Meta(pattern=r"^(0x)?([0-9a-fA-F]{2}){5,32}$")]
 
 
 class TrapConfig(Strict):
     enabled: bool = False
     host: str = "0.0.0.0"  # noqa: S104 - a trap receiver listens for the network
-    port: int = Field(1162, ge=0, le=65535)  # >1024 so it runs without root; 0 picks a free one
-    communities: list[str] = Field(default=["public"], min_length=1)  # v1/v2c accepted
+    port: Port = 1162  # >1024 so it runs without root; 0 picks a free one
+    communities: Annotated[list[str], msgspec.Meta(min_length=1)] = msgspec.field(
+        default_factory=lambda: ["public"])  # v1/v2c accepted
     v3_users: list[TrapUser] = []  # v3 traps (authNoPriv or authPriv), one per sender engine
 
 
@@ -127,20 +125,18 @@ class SnmpConfig(Strict):
     targets: list[SnmpTarget] = []
     interval: Duration = 60.0
     timeout: Duration = 2.0
-    retries: int = Field(1, ge=0, le=10)
-    concurrency: int = Field(64, ge=1, le=4096)  # requests in flight across all targets
-    max_repetitions: int = Field(50, ge=1, le=1000)
+    retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 1
+    concurrency: Annotated[int, msgspec.Meta(ge=1, le=4096)] = 64  # in flight, all targets
+    max_repetitions: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 50
     profiles_dir: list[Path] = []  # searched before the shipped config/snmp-profiles
     traps: TrapConfig = TrapConfig()
 
-    @model_validator(mode="after")
-    def _unique(self) -> SnmpConfig:
+    def __post_init__(self) -> None:
         seen: set[str] = set()
         for t in self.targets:
             if t.device in seen:
-                raise ValueError(f"two SNMP targets publish as device {t.device!r}")
+                raise ValueError(f"targets: two SNMP targets publish as device {t.device!r}")
             seen.add(t.device)
-        return self
 
     @property
     def active(self) -> bool:

@@ -17,9 +17,9 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from fieldwatch.config import Strict
 from fieldwatch.errors import ConfigError, LocatedError, Problem
-from fieldwatch.yamlmarks import Loaded, load_yaml_file, validate
+from fieldwatch.models import StrictModel, validate
+from fieldwatch.yamlmarks import Loaded, load_yaml_file
 
 Oid = tuple[int, ...]
 _NUMERIC = re.compile(r"^\.?\d+(\.\d+)+$")
@@ -49,19 +49,19 @@ OidText = Annotated[str, BeforeValidator(_check_oid)]
 MetricName = Annotated[str, AfterValidator(_check_metric)]
 
 
-class ColumnRef(Strict):
+class ColumnRef(StrictModel):
     """A column (or scalar) whose value, optionally mapped, feeds a label, factor or filter."""
 
     oid: OidText
     map: dict[int, float | str] | None = None
 
 
-class Where(Strict):
+class Where(StrictModel):
     oid: OidText
     equals: list[int] = Field(min_length=1)
 
 
-class MetricSpec(Strict):
+class MetricSpec(StrictModel):
     oid: OidText
     metric: MetricName
     scale: float = 1.0  # multiply (sysUpTime hundredths → seconds: 0.01)
@@ -78,7 +78,7 @@ class MetricSpec(Strict):
         return self
 
 
-class TableSpec(Strict):
+class TableSpec(StrictModel):
     name: str = Field(min_length=1)
     index_label: str | None = None  # label carrying the row index (ifindex)
     labels: dict[str, OidText | list[OidText] | ColumnRef] = {}  # list: first column present
@@ -92,7 +92,7 @@ class TableSpec(Strict):
         return self
 
 
-class ProfileSpec(Strict):
+class ProfileSpec(StrictModel):
     name: str = Field(min_length=1)
     description: str = ""
     scalars: list[MetricSpec] = []

@@ -14,12 +14,12 @@ from typing import Annotated, Literal
 from fieldwatch.collector.desks.model import ACTIONS, Action
 from pydantic import Field, HttpUrl, SecretStr, field_validator, model_validator
 
-from fieldwatch.config import Strict
 from fieldwatch.durations import Duration
 from fieldwatch.errors import ConfigError, Problem
+from fieldwatch.models import StrictModel
 
 
-class Secret(Strict):
+class Secret(StrictModel):
     """Where a credential lives: an environment variable or a file (first line used)."""
 
     env: str | None = None
@@ -45,7 +45,7 @@ class Secret(Strict):
                                        f"cannot read secret: {exc.strerror}")]) from None
 
 
-class DeskBase(Strict):
+class DeskBase(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     actions: list[Action] = list(ACTIONS)  # which ticket changes this desk hears of
     timeout: Duration = 10.0
@@ -143,7 +143,7 @@ TargetConfig = Annotated[WebhookDesk | PagerDutyDesk | JiraDesk | ZammadDesk | G
                        | ServiceNowDesk | EmailDesk, Field(discriminator="type")]
 
 
-class RetryPolicy(Strict):
+class RetryPolicy(StrictModel):
     """Exponential backoff with jitter: base·factor^(n-1), capped, times 1 - jitter·U(0,1)."""
 
     base: Duration = 1.0
@@ -153,7 +153,7 @@ class RetryPolicy(Strict):
     max_retry_after: Duration = 3600.0  # a desk's Retry-After is honoured up to this
 
 
-class AlertmanagerConfig(Strict):
+class AlertmanagerConfig(StrictModel):
     enabled: bool = True
     token: Secret | None = None  # bearer token Alertmanager must send (http_config.authorization)
     site: str = "prometheus"  # site of tickets whose alert has no `site` label
@@ -164,7 +164,7 @@ class AlertmanagerConfig(Strict):
     keep_seen: Duration = 30 * 86400.0  # how long delivery keys are kept for deduplication
 
 
-class IntegrationsConfig(Strict):
+class IntegrationsConfig(StrictModel):
     instance: str = Field("fieldwatch", pattern=r"^[A-Za-z0-9_.-]{1,32}$")  # in references
     targets: list[TargetConfig] = []
     retry: RetryPolicy = RetryPolicy()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fieldwatch.config import Strict
 from fieldwatch.durations import Duration
+from fieldwatch.models import StrictModel
 
 
-class CollectorDiagConfig(Strict):
+class CollectorDiagConfig(StrictModel):
     private_key: Path | None = None  # `fieldwatch diag keygen`; None: no diagnostics are sent
     auto_run: bool = True  # run a rule's read-only diagnostics when it opens a ticket
     validity: Duration = 300.0  # a request expires this long after it is signed

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 from fieldwatch.agent.config import AgentConfig
 from fieldwatch.collector.config import CollectorConfig
 
@@ -32,6 +33,6 @@ def with_local_keys(data: Path, collector: CollectorConfig,
         collector = collector.model_copy(update={
             "diag": collector.diag.model_copy(update={"private_key": key})})
     if not agent.diag.trusted_keys:
-        agent = agent.model_copy(update={
-            "diag": agent.diag.model_copy(update={"trusted_keys": [pub]})})
+        agent = msgspec.structs.replace(
+            agent, diag=msgspec.structs.replace(agent.diag, trusted_keys=[pub]))
     return collector, agent

@@ -31,7 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from fieldwatch.durations import Duration
 from fieldwatch.errors import LocatedError, Problem, RuleError
-from fieldwatch.yamlmarks import Loaded, load_yaml, validation_problems
+from fieldwatch.models import validation_problems
+from fieldwatch.yamlmarks import Loaded, load_yaml
 
 NAMES = METRIC_NAMES
 NO_FUNCTIONS: dict[str, Any] = {}

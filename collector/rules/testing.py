@@ -24,7 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from fieldwatch import wire
 from fieldwatch.durations import Duration, format_duration
 from fieldwatch.errors import LocatedError, Problem, RuleError
-from fieldwatch.yamlmarks import load_yaml, validation_problems
+from fieldwatch.models import validation_problems
+from fieldwatch.yamlmarks import load_yaml
 
 DEFAULT_DEVICE = "test-device"
 DEFAULT_SITE = "test"

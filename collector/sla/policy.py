@@ -16,8 +16,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fieldwatch.collector.sla.calendar import ALWAYS, Calendar, Span
 from pydantic import Field, field_validator, model_validator
 
-from fieldwatch.config import Strict, load_config
+from fieldwatch.config import load_config
 from fieldwatch.durations import Duration
+from fieldwatch.models import StrictModel
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 PRIORITIES = ("P1", "P2", "P3")
@@ -51,7 +52,7 @@ def parse_span(text: str) -> Span:
     return start, end
 
 
-class CalendarSpec(Strict):
+class CalendarSpec(StrictModel):
     timezone: str = "UTC"
     hours: dict[str, list[str]]
     holidays: list[date] = []
@@ -86,7 +87,7 @@ class CalendarSpec(Strict):
                         holidays=frozenset(self.holidays))
 
 
-class TargetSpec(Strict):
+class TargetSpec(StrictModel):
     respond: Duration = Field(gt=0)
     resolve: Duration = Field(gt=0)
     calendar: str = "24x7"
@@ -103,7 +104,7 @@ def _percent(v: object) -> float:
     return n
 
 
-class StepSpec(Strict):
+class StepSpec(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$", max_length=64)
     clock: Literal["response", "resolution"]
     at: float  # percent of the target
@@ -116,7 +117,7 @@ class StepSpec(Strict):
         return _percent(v)
 
 
-class SlaSpec(Strict):
+class SlaSpec(StrictModel):
     calendars: dict[str, CalendarSpec] = {}
     priorities: dict[Literal["P1", "P2", "P3"], TargetSpec]
     escalation: list[StepSpec] = []

@@ -11,12 +11,12 @@ from fieldwatch.collector.sla.policy import SlaPolicy, load_sla
 from fieldwatch.collector.tickets.routing import TeamsSpec, load_teams
 from pydantic import AnyHttpUrl
 
-from fieldwatch.config import Strict
 from fieldwatch.durations import Duration
 from fieldwatch.errors import ConfigError, Problem
+from fieldwatch.models import StrictModel
 
 
-class DeskConfig(Strict):
+class DeskConfig(StrictModel):
     sla: Path | None = None  # config/sla.yaml; None: the shipped defaults (DESIGN §1)
     teams: Path | None = None  # config/teams.yaml; None: rule teams, nobody auto-assigned
     tick: Duration = 30.0  # how often SLA escalations and verification closes are checked

@@ -9,25 +9,26 @@ from typing import Literal
 
 from pydantic import AnyHttpUrl, Field, model_validator
 
-from fieldwatch.config import Strict, load_config
+from fieldwatch.config import load_config
+from fieldwatch.models import StrictModel
 
 Name = str
 
 
-class MemberSpec(Strict):
+class MemberSpec(StrictModel):
     name: str = Field(min_length=1, max_length=128)
     skills: list[str] = []
     available: bool = True
 
 
-class TeamSpec(Strict):
+class TeamSpec(StrictModel):
     lead: str | None = None
     assign: Literal["least_loaded", "round_robin", "none"] = "least_loaded"
     members: list[MemberSpec] = []
     webhook: AnyHttpUrl | None = None
 
 
-class MatchSpec(Strict):
+class MatchSpec(StrictModel):
     rule: str | None = None
     device_type: str | None = None
     site: str | None = None
@@ -35,13 +36,13 @@ class MatchSpec(Strict):
     labels: dict[str, str] = {}
 
 
-class RouteSpec(Strict):
+class RouteSpec(StrictModel):
     match: MatchSpec
     team: str
     skills: list[str] = []
 
 
-class TeamsSpec(Strict):
+class TeamsSpec(StrictModel):
     default_team: str | None = None
     teams: dict[str, TeamSpec] = {}
     routes: list[RouteSpec] = []

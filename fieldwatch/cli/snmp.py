@@ -64,14 +64,18 @@ def _target(args: argparse.Namespace):  # type: ignore[no-untyped-def]
             "user": args.user, "auth_protocol": args.auth_protocol, "auth_key": args.auth_key,
             "priv_protocol": args.priv_protocol, "priv_key": args.priv_key}.items()
             if v is not None}
-    from pydantic import ValidationError
-
+    from fieldwatch.config import check
+    from fieldwatch.config import describe as describe_issue
     from fieldwatch.durations import parse_duration
 
+    target, issues = check(SnmpTarget, spec)
+    if target is None:
+        raise ConfigError([Problem("<command line>", 0, 0, describe_issue(path, message))
+                           for path, message, _ in issues])
     try:
-        return SnmpTarget.model_validate(spec), parse_duration(args.timeout), args.retries
-    except (ValidationError, ValueError) as exc:
-        raise ConfigError([Problem("<command line>", 0, 0, str(exc))]) from None
+        return target, parse_duration(args.timeout), args.retries
+    except ValueError as exc:
+        raise ConfigError([Problem("<command line>", 0, 0, f"--timeout: {exc}")]) from None
 
 
 async def _walk(target, timeout: float, retries: int, root: tuple[int, ...],  # type: ignore[no-untyped-def]

@@ -9,17 +9,19 @@ import logging
 from pathlib import Path
 from typing import Literal
 
+import msgspec
 from pydantic import Field
 
 from fieldwatch.agent.config import AgentConfig
 from fieldwatch.cli.common import stop_on_signals
 from fieldwatch.collector.config import CollectorConfig
-from fieldwatch.config import BrokerConfig, Strict, load_config
+from fieldwatch.config import BrokerConfig, load_config
+from fieldwatch.models import StrictModel
 
 log = logging.getLogger(__name__)
 
 
-class UpConfig(Strict):
+class UpConfig(StrictModel):
     """config/fieldwatch.yaml: the all-in-one settings; CLI flags override them."""
 
     mqtt_port: int = Field(1883, ge=0, le=65535)
@@ -89,7 +91,7 @@ def run_up(args: argparse.Namespace) -> int:
     app = make_app(collector.desk, collector.stats, collector.health, desk_cfg.api_tokens)
     add_routes(app, collector.integration_routes(desk_cfg.api_tokens))  # type: ignore[arg-type]
     http = HttpServer(app, port=http_port)
-    agent = Agent(acfg.model_copy(update={"broker": link, "state_dir": data / "agent"}))
+    agent = Agent(msgspec.structs.replace(acfg, broker=link, state_dir=data / "agent"))
     collector.start()
     http.start()
     agent.start()

@@ -15,14 +15,15 @@ SHIPPED = Path(__file__).parents[2] / "config" / "agent.yaml"
 
 @pytest.mark.parametrize(("text", "expect"), [
     ("site: hq\ninterval: 10 minutes\n", "x.yaml:2:11: interval: expected a duration"),
-    ("site: hq\ninterval: 10ms\n", "x.yaml:2:11: interval: interval must be at"),
+    ("site: hq\ninterval: 10ms\n", "x.yaml:2:11: interval: must be at least 100ms"),
     ("site: hq\ndevise: web-01\n", "x.yaml:2:1: devise: unknown key"),
-    ("device: a/b\n", "x.yaml:1:9: device: 'a/b' must be 1-128 characters"),
-    ("broker: {port: 99999}\n", "x.yaml:1:16: broker.port: Input should be less than or equal"),
+    ("device: a/b\n", "x.yaml:1:9: device: must be 1-128 characters"),
+    ("broker: {port: 99999}\n", "x.yaml:1:16: broker.port: expected an integer <= 65535"),
     ("broker: {password_env: A, password_file: /p}\n",
      "x.yaml:1:9: broker: give password_env or password_file, not both"),
     ("broker:\n  tls: {ca: /c, certfile: /c}\n", "x.yaml:2:17: broker.tls.certfile: unknown key"),
-    ("sources:\n  cpu: {per_core: maybe}\n", "x.yaml:2:19: sources.cpu.per_core: Input should be"),
+    ("sources:\n  cpu: {per_core: maybe}\n",
+     "x.yaml:2:19: sources.cpu.per_core: expected true or false, got a string"),
     ("sources:\n  gpu: {enabled: true}\n", "x.yaml:2:3: sources.gpu: unknown key"),
     ("sources:\n  diskio: {exclude: ['(']}\n",
      "x.yaml:2:21: sources.diskio.exclude: '(' is not a valid regular expression"),
@@ -32,8 +33,8 @@ SHIPPED = Path(__file__).parents[2] / "config" / "agent.yaml"
      "x.yaml:4:9: sources.processes.watch.0: give exactly one of process, cmdline or service"),
     ("sources:\n  processes:\n    watch:\n      - {name: w, process: a}\n"
      "      - {name: w, process: b}\n",
-     "x.yaml:4:7: sources.processes.watch: watch names must be unique; repeated: w"),
-    ("buffer: {max_bytes: 1000}\n", "x.yaml:1:21: buffer.max_bytes: Input should be greater"),
+     "x.yaml:4:7: sources.processes.watch: names must be unique; repeated: w"),
+    ("buffer: {max_bytes: 1000}\n", "x.yaml:1:21: buffer.max_bytes: expected an integer >= 65536"),
     ("buffer: {max_age: forever}\n", "x.yaml:1:19: buffer.max_age: expected a duration"),
     ("- site: hq\n", "x.yaml:1:1: expected a mapping of settings at the top level"),
     ("site: [hq\n", "x.yaml:2:1: "),  # YAML syntax

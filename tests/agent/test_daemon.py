@@ -7,7 +7,11 @@ import sys
 import threading
 from pathlib import Path
 
-from fieldwatch.agent.schedule import build_scheduler
+from fieldwatch.agent.schedule import IntervalScheduler, build_scheduler, next_due
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fieldwatch import signing
 
 
 def test_schedule_runs_at_once_repeats_and_survives_a_failing_job() -> None:
@@ -27,13 +31,64 @@ def test_schedule_runs_at_once_repeats_and_survives_a_failing_job() -> None:
                              ("inventory", 3600, lambda: ran.append("inventory"))])
     sched.start()
     try:
-        jobs = {j.id: j for j in sched.get_jobs()}
-        assert set(jobs) == {"poll", "boom", "inventory"}
-        assert all(j.coalesce and j.max_instances == 1 for j in jobs.values())
         assert polls.wait(5)  # first run at once, then every interval
     finally:
         sched.shutdown(wait=True)
+    assert not sched.running
     assert ran.count("inventory") == 1 and len(fails) >= 2  # a failure keeps its schedule
+    assert {j.id: j.failures for j in sched.jobs}["boom"] == len(fails)
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_a_late_run_is_coalesced_and_the_grid_kept() -> None:
+    clock = FakeMonotonic()
+    runs: list[float] = []
+
+    def slow() -> None:  # this run overruns 3.5 intervals
+        runs.append(clock.t)
+        clock.t += 35.0
+
+    sched = IntervalScheduler([("poll", 10.0, slow)], clock=clock)
+    sched.run_due(clock.t)
+    assert runs == [1000.0] and sched.jobs[0].due == 1040.0  # not 1010, 1020, 1030 in a burst
+    sched.run_due(1039.0)
+    assert len(runs) == 1  # nothing is due early
+    sched.run_due(1040.0)
+    assert len(runs) == 2 and sched.jobs[0].due == 1080.0
+
+
+def test_shutdown_waits_for_the_running_job() -> None:
+    started, release, finished = threading.Event(), threading.Event(), threading.Event()
+
+    def job() -> None:
+        started.set()
+        release.wait(5)
+        finished.set()
+
+    sched = build_scheduler([("poll", 3600, job)])
+    sched.start()
+    assert started.wait(5)
+    threading.Timer(0.2, release.set).start()
+    sched.shutdown(wait=True)
+    assert finished.is_set()
+
+
+@given(due=st.floats(0, 1e6), every=st.floats(0.1, 1e5), ahead=st.floats(0, 1e7))
+def test_next_due_is_the_first_slot_on_the_grid_after_now(due: float, every: float,
+                                                           ahead: float) -> None:
+    now = due + ahead
+    nxt = next_due(due, every, now)
+    assert nxt > now
+    slots = (nxt - due) / every
+    assert abs(slots - round(slots)) < 1e-6 * max(1.0, slots)
+    assert nxt - every <= now * (1 + 1e-12)
 
 
 def test_lean_entry_point_validates_config_and_never_loads_snmp_or_the_collector(
@@ -44,14 +99,19 @@ def test_lean_entry_point_validates_config_and_never_loads_snmp_or_the_collector
                            str(bad)], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2
     assert f"{bad}:2:21: buffer.max_bytes" in done.stderr
+    _, pub = signing.generate(tmp_path / "keys")
+    cfg = tmp_path / "agent.yaml"
+    cfg.write_text(f"state_dir: {tmp_path / 's'}\ndiag: {{trusted_keys: [{pub}]}}\n")
+    # diagnostics on, with a trusted key: `cryptography` waits for the first request
     code = (
-        "import sys, pathlib\n"
+        "import sys\n"
         "from fieldwatch.agent.config import AgentConfig\n"
         "from fieldwatch.agent.daemon import Agent\n"
-        f"a = Agent(AgentConfig(state_dir=pathlib.Path({str(tmp_path / 's')!r}),"
-        " diag={'enabled': False}))\n"
+        "from fieldwatch.config import load_config\n"
+        f"a = Agent(load_config(AgentConfig, {str(cfg)!r}))\n"
+        "assert a.diag is not None\n"
         "a.outbox.close()\n"
-        "heavy = ('pysnmp', 'sqlalchemy', 'cryptography', 'starlette')\n"
+        "heavy = ('pysnmp', 'sqlalchemy', 'cryptography', 'starlette', 'pydantic', 'apscheduler')\n"
         "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith(heavy)}))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True).stdout

@@ -21,6 +21,7 @@ from fieldwatch.agent.config import AgentConfig
 from fieldwatch.agent.daemon import Agent
 
 from fieldwatch import wire
+from fieldwatch.config import convert
 from tests.e2e.procs import wait_for
 from tests.servers import Mosquitto, wait_port
 
@@ -87,7 +88,7 @@ def _start_without_plain_probe(broker: Mosquitto) -> None:
 
 def _agent_cfg(tmp_path: Path, port: int, pki: Path, pwfile: Path) -> AgentConfig:
     off = {"enabled": False}
-    return AgentConfig.model_validate({
+    return convert(AgentConfig, {
         "device": "web-01", "site": "hq", "interval": "200ms", "state_dir": tmp_path / "state",
         "broker": {"host": "127.0.0.1", "port": port, "username": "web-01",
                    "password_file": pwfile,

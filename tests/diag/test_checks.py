@@ -21,6 +21,7 @@ from fieldwatch.agent.diag.handler import DiagHandler
 
 from fieldwatch import wire
 from fieldwatch.clock import FakeClock
+from fieldwatch.config import convert
 from tests.conftest import _require
 from tests.diag.helpers import keypair, request
 
@@ -31,7 +32,7 @@ def make(tmp_path: Path, clock: FakeClock) -> Iterator[Any]:
     made: list[DiagHandler] = []
 
     def run(check: str, args: dict[str, Any] | None = None, **cfg: Any) -> wire.DiagResult:
-        h = DiagHandler(DiagConfig.model_validate({"trusted_keys": [str(pub)], **cfg}),
+        h = DiagHandler(convert(DiagConfig, {"trusted_keys": [str(pub)], **cfg}),
                         "pump-01", "plant", tmp_path / f"state{len(made)}", clock)
         made.append(h)
         return h.handle(wire.encode_diag(request(check, clock.now(), key, args=args)))

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 from fieldwatch.agent.diag.config import DiagConfig
-from pydantic import ValidationError
+
+from fieldwatch.config import convert
+from fieldwatch.errors import ConfigError
 
 ROOT = Path(__file__).parents[2]
 
@@ -17,7 +19,7 @@ def test_the_commented_example_validates() -> None:
     text = (ROOT / "config" / "agent.yaml").read_text()
     block = text[text.index("# diag:"):]
     doc = yaml.safe_load("\n".join(re.sub(r"^# ?", "", line) for line in block.splitlines()))
-    cfg = DiagConfig.model_validate(doc["diag"])
+    cfg = convert(DiagConfig, doc["diag"])
     assert cfg.policy.checks["restart_service"] == "ask"
     assert cfg.commands["flush_cache"].changing
 
@@ -34,5 +36,5 @@ def test_the_commented_example_validates() -> None:
     ({"spools": {"all": "/"}}, "other than /"),
 ])
 def test_unsafe_configs_are_refused(cfg: dict[str, object], message: str) -> None:
-    with pytest.raises(ValidationError, match=message):
-        DiagConfig.model_validate(cfg)
+    with pytest.raises(ConfigError, match=message):
+        convert(DiagConfig, cfg)

@@ -14,6 +14,7 @@ from fieldwatch.agent.diag.handler import DiagHandler
 
 from fieldwatch import wire
 from fieldwatch.clock import FakeClock
+from fieldwatch.config import convert
 from tests.diag.helpers import keypair, request
 
 
@@ -45,7 +46,7 @@ def env(tmp_path: Path, clock: FakeClock):  # type: ignore[no-untyped-def]
                 "chatty": {"argv": ["/usr/bin/head", "-c", "100000000", "/dev/zero"],
                            "changing": False, "timeout": "60s"}}}
         cfg.update(over)
-        return DiagHandler(DiagConfig.model_validate(cfg), "pump-01", "plant",
+        return DiagHandler(convert(DiagConfig, cfg), "pump-01", "plant",
                            tmp_path / "state", clock)
 
     h = make()

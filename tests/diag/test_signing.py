@@ -20,8 +20,8 @@ from tests.diag.helpers import keypair, request
 def test_keygen_writes_a_private_key_only_its_owner_reads(tmp_path: Path) -> None:
     key, pub = signing.generate(tmp_path)
     assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
-    assert signing.key_id(signing.load_private(key).public_key()) == signing.key_id(
-        signing.load_public(pub))
+    assert signing.key_id(signing.public_bytes(signing.load_private(key).public_key())) == \
+        signing.key_id(signing.load_public(pub))
     with pytest.raises(ConfigError, match="--force"):
         signing.generate(tmp_path)
     signing.generate(tmp_path, force=True)
@@ -38,7 +38,8 @@ def test_bad_key_files_are_config_errors(tmp_path: Path) -> None:
 
 def test_signature_covers_every_field(tmp_path: Path) -> None:
     key, _, _ = keypair(tmp_path)
-    keys = {signing.key_id(key.public_key()): key.public_key()}
+    raw = signing.public_bytes(key.public_key())
+    keys = {signing.key_id(raw): raw}
     req = request("ping", 1000.0, key, args={"host": "gw"},
                   approval=wire.Approval(action="ping", by="Ana", at=1.0, ticket=1))
     signing.verify(req, keys)

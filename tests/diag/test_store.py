@@ -62,7 +62,7 @@ def test_rule_diagnostics_are_signed_and_sent_read_only_only(setup) -> None:  # 
     assert topic == "fieldwatch/v1/plant/pump-01/diag/req"
     req = wire.decode_diag_request(payload)
     assert (req.check, req.auto, req.ticket, req.approval) == ("top_processes", True, tid, None)
-    signing.verify(req, {req.key_id: d.key.public_key()})
+    signing.verify(req, {req.key_id: signing.public_bytes(d.key.public_key())})
     assert sorted(kinds(store, tid)) == ["diag_requested", "diag_skipped", "opened"]
 
 

@@ -9,6 +9,7 @@ from fieldwatch.agent.snmp.config import SnmpConfig
 from fieldwatch.agent.snmp.poller import PollResult, SnmpPoller
 
 from fieldwatch import wire
+from fieldwatch.config import convert
 
 
 class Published(list[tuple[str, str, str, wire.Message]]):
@@ -24,7 +25,7 @@ class Published(list[tuple[str, str, str, wire.Message]]):
 
 def poll_round(snmp: dict[str, Any], site: str = "lab") -> tuple[list[PollResult], Published]:
     out = Published()
-    poller = SnmpPoller(SnmpConfig.model_validate(snmp), site, out)
+    poller = SnmpPoller(convert(SnmpConfig, snmp), site, out)
 
     async def run() -> list[PollResult]:
         await poller.open()

@@ -10,7 +10,7 @@ import pytest
 from fieldwatch.agent.config import AgentConfig
 from fieldwatch.agent.snmp.config import SnmpConfig
 
-from fieldwatch.config import load_config
+from fieldwatch.config import convert, load_config
 from fieldwatch.errors import ConfigError
 
 
@@ -27,14 +27,14 @@ def _load(tmp_path: Path, text: str) -> AgentConfig:
      5, "unknown key"),
     ("snmp:\n  targets:\n    - device: sw/1\n      host: 10.0.0.1\n", 3, "without '/'"),
     ("snmp:\n  targets:\n    - device: sw1\n      host: h\n      port: 70000\n", 5,
-     "less than or equal to 65535"),
-    ("snmp:\n  targets:\n    - {device: a, host: h}\n    - {device: a, host: i}\n", 2,
+     "expected an integer <= 65535"),
+    ("snmp:\n  targets:\n    - {device: a, host: h}\n    - {device: a, host: i}\n", 3,
      "two SNMP targets publish as device 'a'"),
     ("snmp:\n  targets:\n    - device: a\n      host: h\n      community: x\n"
-     "      community_env: Y\n", 3, "give one of community, community_env"),
+     "      community_env: Y\n", 5, "give one of community, community_env"),
     ("snmp:\n  targets:\n    - device: a\n      host: h\n      version: \"3\"\n"
      "      v3: {user: u, priv_key: p}\n", 6, "a privacy key needs an auth key"),
-    ("snmp:\n  traps: {enabled: true, port: -1}\n", 2, "greater than or equal to 0"),
+    ("snmp:\n  traps: {enabled: true, port: -1}\n", 2, "expected an integer >= 0"),
 ])
 def test_snmp_section_mistakes_are_located(tmp_path: Path, text: str, line: int,
                                            message: str) -> None:
@@ -49,7 +49,7 @@ def test_secrets_from_env_and_file_never_in_repr(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "auth").write_text("file-auth-key\n")
     monkeypatch.setenv("FW_TEST_PRIV", "env-priv-key")
-    cfg = SnmpConfig.model_validate({"targets": [
+    cfg = convert(SnmpConfig, {"targets": [
         {"device": "a", "host": "h", "community": "inline-community"},
         {"device": "b", "host": "h", "version": "3",
          "v3": {"user": "u", "auth_key_file": str(tmp_path / "auth"),
@@ -73,9 +73,10 @@ def test_unknown_profile_fails_at_agent_start(tmp_path: Path) -> None:
 
 
 def test_agent_without_snmp_does_not_import_pysnmp(tmp_path: Path) -> None:
-    code = ("import sys\nfrom fieldwatch.agent.config import AgentConfig\n"
+    code = ("import sys\nfrom pathlib import Path\n"
+            "from fieldwatch.agent.config import AgentConfig\n"
             "from fieldwatch.agent.daemon import Agent\n"
-            f"Agent(AgentConfig(state_dir={str(tmp_path)!r}))\n"
+            f"Agent(AgentConfig(state_dir=Path({str(tmp_path)!r})))\n"
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'pysnmp', 'pyasn1'}))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60)

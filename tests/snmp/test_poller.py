@@ -7,13 +7,14 @@ from fieldwatch.agent.snmp.poller import PollResult, SnmpPoller
 
 from fieldwatch import wire
 from fieldwatch.clock import FakeClock
+from fieldwatch.config import convert
 from tests.snmp.helpers import Published
 
 
 def test_events_only_on_reachability_changes_and_seq_rises() -> None:
     out = Published()
     clock = FakeClock(1_800_000_000.0)
-    cfg = SnmpConfig.model_validate({"targets": [{"device": "sw", "host": "10.0.0.1",
+    cfg = convert(SnmpConfig, {"targets": [{"device": "sw", "host": "10.0.0.1",
                                                   "site": "branch"}]})
     poller = SnmpPoller(cfg, "hq", out, clock)
     [st] = poller.targets
@@ -33,7 +34,7 @@ def test_events_only_on_reachability_changes_and_seq_rises() -> None:
 
 def test_first_poll_down_reports_at_once() -> None:
     out = Published()
-    poller = SnmpPoller(SnmpConfig.model_validate({"targets": [{"device": "x", "host": "h"}]}),
+    poller = SnmpPoller(convert(SnmpConfig, {"targets": [{"device": "x", "host": "h"}]}),
                         "hq", out, FakeClock())
     poller._emit(poller.targets[0], PollResult("x", "hq", 1.0, [], error="boom"))
     assert [(e.device, e.site, e.type) for e in out.events()] == [("x", "hq",

@@ -10,6 +10,7 @@ from fieldwatch.agent.snmp.poller import SnmpPoller
 from fieldwatch.agent.snmp.service import SnmpService
 
 from fieldwatch import wire
+from fieldwatch.config import convert
 from tests.snmp.agents import Snmpsim, free_udp_port
 from tests.snmp.conftest import SIM_DEVICES
 from tests.snmp.helpers import Published, poll_round, values
@@ -47,7 +48,7 @@ def test_many_agents_polled_within_one_interval_despite_a_dead_one(snmpsim: Snmp
     # nothing listens there: its one request hangs for 20 s; it is listed first on purpose
     targets.insert(0, {"device": "dead", "host": "127.0.0.1", "port": free_udp_port(),
                        "profiles": ["system", "if-mib"], "timeout": "20s", "retries": 0})
-    cfg = SnmpConfig.model_validate({"targets": targets, "interval": "30s", "concurrency": 8})
+    cfg = convert(SnmpConfig, {"targets": targets, "interval": "30s", "concurrency": 8})
     published = Published()
     all_live = threading.Event()
 
@@ -80,7 +81,7 @@ def test_devices_known_down_cannot_starve_live_ones(snmpsim: Snmpsim) -> None:
     dead = [{"device": f"dead{i}", "host": "127.0.0.1", "port": free_udp_port(),
              "timeout": "20s", "retries": 0} for i in range(10)]
     live = [_target(snmpsim, f"sw{i:03d}", ["system"]) for i in range(10)]
-    cfg = SnmpConfig.model_validate({"targets": [*dead, *live], "concurrency": 2})
+    cfg = convert(SnmpConfig, {"targets": [*dead, *live], "concurrency": 2})
     published = Published()
     poller = SnmpPoller(cfg, "plant", published)
     for st in poller.targets[:10]:

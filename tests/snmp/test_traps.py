@@ -15,6 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fieldwatch import wire
+from fieldwatch.config import convert
+from fieldwatch.errors import ConfigError
 from tests.conftest import _require
 from tests.snmp.agents import COMMUNITY, Snmpd
 from tests.snmp.helpers import Published
@@ -47,7 +49,7 @@ def snmptrap(port: int, *args: str, community: str = "public", version: str = "2
 def receiver(snmpd: Snmpd):  # type: ignore[no-untyped-def]
     _require("snmptrap")
     out = Collected()
-    cfg = SnmpConfig.model_validate({
+    cfg = convert(SnmpConfig, {
         "interval": "1h", "traps": {"enabled": True, "host": "127.0.0.1", "port": 0,
                                     "communities": ["public", "second"]},
         "targets": [{"device": "sw-edge", "site": "branch", "host": "127.0.0.1",
@@ -108,7 +110,7 @@ def test_wrong_community_traps_are_not_published(receiver) -> None:  # type: ign
 def test_unknown_sources_get_a_device_from_their_address_and_are_counted() -> None:
     _require("snmptrap")
     out = Collected()
-    cfg = SnmpConfig.model_validate({"traps": {"enabled": True, "host": "127.0.0.1",
+    cfg = convert(SnmpConfig, {"traps": {"enabled": True, "host": "127.0.0.1",
                                                "port": 0}})
     service = SnmpService(cfg, "hq", out)
     service.start()
@@ -132,7 +134,7 @@ def test_trap_port_in_use_fails_at_start() -> None:
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind(("127.0.0.1", 0))
-        cfg = SnmpConfig.model_validate({"traps": {"enabled": True, "host": "127.0.0.1",
+        cfg = convert(SnmpConfig, {"traps": {"enabled": True, "host": "127.0.0.1",
                                                    "port": taken.getsockname()[1]}})
         service = SnmpService(cfg, "hq", Collected())
         with pytest.raises(Exception, match="SNMP could not start: .*in use"):
@@ -151,7 +153,7 @@ def test_v3_auth_priv_traps_from_a_known_engine() -> None:
     out = Collected()
     user = {"user": "trapper", "auth_key": "trap-auth-1", "priv_key": "trap-priv-1",
             "engine_id": engine_id}
-    cfg = SnmpConfig.model_validate({"traps": {"enabled": True, "host": "127.0.0.1", "port": 0,
+    cfg = convert(SnmpConfig, {"traps": {"enabled": True, "host": "127.0.0.1", "port": 0,
                                                "v3_users": [user]}})
     service = SnmpService(cfg, "hq", out)
     service.start()
@@ -172,8 +174,8 @@ def test_v3_auth_priv_traps_from_a_known_engine() -> None:
 
 
 def test_trap_user_engine_id_is_validated() -> None:
-    with pytest.raises(ValueError, match="engine_id"):
-        SnmpConfig.model_validate({"traps": {"v3_users": [
+    with pytest.raises(ConfigError, match="engine_id"):
+        convert(SnmpConfig, {"traps": {"v3_users": [
             {"user": "u", "auth_key": "k" * 8, "engine_id": "nothex"}]}})
 
 

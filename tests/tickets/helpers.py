@@ -9,7 +9,8 @@ from fieldwatch.collector.sla.policy import SlaPolicy, SlaSpec, build_policy
 from fieldwatch.collector.tickets.config import DeskPolicy
 from fieldwatch.collector.tickets.routing import TeamsSpec
 
-from fieldwatch.yamlmarks import load_yaml, validate
+from fieldwatch.models import validate
+from fieldwatch.yamlmarks import load_yaml
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
