@@ -33,8 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from fieldwatch.config import load_config
 
-    try:
-        cfg = load_config(AgentConfig, args.config)
+    try:  # the config, and the files it names (keys, SNMP profiles)
+        agent = Agent(load_config(AgentConfig, args.config))
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, frame: stop.set())
     try:
-        Agent(cfg).run(stop)
+        agent.run(stop)
     except FieldwatchError as exc:
         print(f"fieldwatch agent: {exc}", file=sys.stderr)
         return 1

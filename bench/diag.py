@@ -55,7 +55,7 @@ def round_trips(port: int, tmp: Path, trials: int) -> dict[str, object]:
     cfg = DiagConfig(trusted_keys=[pub], rate_limit=RateLimit(max=trials + 10, per=3600))
     handler = DiagHandler(cfg, "dev", "site", tmp / "state", SystemClock())
     agent = client(port, "bench-agent")
-    service = DiagService(handler, lambda kind, p: agent.publish(
+    service = DiagService(lambda: handler, "site", "dev", lambda kind, p: agent.publish(
         wire.topic("site", "dev", kind), p, qos=1), 2, 32)
     service.attach(agent)
     agent.subscribe(service.topic, qos=1)

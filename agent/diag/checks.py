@@ -74,12 +74,6 @@ def _service_manager(cfg: DiagConfig) -> str:
     return "systemd" if Path("/run/systemd/system").is_dir() else "sysv"
 
 
-BUILTIN_NAMES = frozenset({
-    "list", "ping", "traceroute", "dns_lookup", "tcp_port", "http_check", "top_processes",
-    "disk_usage", "service_status", "log_tail", "smart_status", "snmp_get", "snmp_walk",
-    "restart_service", "clear_spool"})
-
-
 def build_registry(cfg: DiagConfig, state_dir: Path = Path("/var/lib/fieldwatch/agent")
                    ) -> dict[str, Check]:
     """Every check this config allows, by name. Config choices are read at validation time."""

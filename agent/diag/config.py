@@ -17,6 +17,10 @@ from fieldwatch.config import Secret, Strict
 from fieldwatch.durations import Duration
 
 Policy = Literal["auto", "ask", "never"]
+BUILTIN_NAMES = frozenset({  # agent/diag/checks.py builds them
+    "list", "ping", "traceroute", "dns_lookup", "tcp_port", "http_check", "top_processes",
+    "disk_usage", "service_status", "log_tail", "smart_status", "snmp_get", "snmp_walk",
+    "restart_service", "clear_spool"})
 CHANGING_BUILTINS = frozenset({"restart_service", "clear_spool"})
 _NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,127}$"
 
@@ -85,8 +89,6 @@ class DiagConfig(Strict):
     commands: dict[str, OperatorCommand] = {}
 
     def __post_init__(self) -> None:
-        from fieldwatch.agent.diag.checks import BUILTIN_NAMES
-
         for key in ("services", "journal_units"):
             for n in getattr(self, key):
                 if not re.fullmatch(_NAME, n):

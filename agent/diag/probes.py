@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import socket
-import tarfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -162,6 +161,8 @@ def clear_spool(spool: Path, backup_dir: Path, name: str, max_backup: int) -> tu
     archive = backup_dir / f"{name}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-" \
                            f"{os.getpid()}.tar.gz"
     entries = sorted(os.scandir(spool), key=lambda e: e.name)
+    import tarfile  # only clear_spool archives; most agents never load it
+
     with tarfile.open(archive, "w:gz") as tar:
         for e in entries:
             tar.add(e.path, arcname=e.name, recursive=True)  # symlinks stored as links

@@ -1,7 +1,8 @@
 """The agent's diag/req edge: subscribe, hand requests to a small worker pool, reply on diag/res.
 
 `on_message` only queues (paho's network thread must stay free); a full queue refuses new
-requests as `busy` rather than piling them up.
+requests as `busy` rather than piling them up. The handler (checks, probes, `cryptography`) is
+built on the first request: most agents rarely get one, and it costs them no memory until then.
 """
 
 from __future__ import annotations
@@ -10,13 +11,16 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import paho.mqtt.client as mqtt
 from fieldwatch.agent.config import AgentConfig
-from fieldwatch.agent.diag.handler import DiagHandler
 
-from fieldwatch import wire
+from fieldwatch import signing, wire
 from fieldwatch.clock import Clock
+
+if TYPE_CHECKING:
+    from fieldwatch.agent.diag.handler import DiagHandler
 
 log = logging.getLogger(__name__)
 
@@ -24,14 +28,22 @@ Publish = Callable[[str, bytes], object]  # (kind, payload), e.g. MqttPublisher.
 
 
 class DiagService:
-    def __init__(self, handler: DiagHandler, publish: Publish, workers: int,
-                 queue_max: int) -> None:
-        self.handler, self.publish = handler, publish
-        self.topic = wire.topic(handler.site, handler.device, "diag/req")
+    def __init__(self, make_handler: Callable[[], DiagHandler], site: str, device: str,
+                 publish: Publish, workers: int, queue_max: int) -> None:
+        self.make_handler, self.publish = make_handler, publish
+        self.topic = wire.topic(site, device, "diag/req")
         self.queue_max = queue_max
+        self._handler: DiagHandler | None = None
         self._pending = 0
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fieldwatch-diag")
+
+    @property
+    def handler(self) -> DiagHandler:
+        with self._lock:
+            if self._handler is None:
+                self._handler = self.make_handler()
+            return self._handler
 
     def attach(self, client: mqtt.Client) -> None:
         """Route this device's diag/req to us and (re)subscribe on every connect."""
@@ -81,7 +93,8 @@ class DiagService:
 
     def stop(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
-        self.handler.close()
+        if self._handler is not None:
+            self._handler.close()
 
 
 def start_diag(cfg: AgentConfig, client: mqtt.Client, publish: Publish,
@@ -90,8 +103,14 @@ def start_diag(cfg: AgentConfig, client: mqtt.Client, publish: Publish,
     d = cfg.diag
     if not d.enabled:
         return None
-    handler = DiagHandler(d, cfg.device, cfg.site, cfg.state_dir, clock)
-    service = DiagService(handler, publish, d.workers, d.queue_max)
+    signing.trusted(d.trusted_keys)  # a broken key file stops the agent now, not at a request
+
+    def make_handler() -> DiagHandler:
+        from fieldwatch.agent.diag.handler import DiagHandler
+
+        return DiagHandler(d, cfg.device, cfg.site, cfg.state_dir, clock)
+
+    service = DiagService(make_handler, cfg.site, cfg.device, publish, d.workers, d.queue_max)
     service.attach(client)
     if not d.trusted_keys:
         log.warning("diag: no trusted_keys configured; every diagnostic request is refused")

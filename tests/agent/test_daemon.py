@@ -109,10 +109,21 @@ def test_lean_entry_point_validates_config_and_never_loads_snmp_or_the_collector
         "from fieldwatch.agent.daemon import Agent\n"
         "from fieldwatch.config import load_config\n"
         f"a = Agent(load_config(AgentConfig, {str(cfg)!r}))\n"
-        "assert a.diag is not None\n"
+        "assert a.diag is not None and a.diag._handler is None\n"
         "a.outbox.close()\n"
         "heavy = ('pysnmp', 'sqlalchemy', 'cryptography', 'starlette', 'pydantic', 'apscheduler')\n"
         "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith(heavy)}))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_broken_trusted_key_stops_the_agent_at_start(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.pub"
+    junk.write_text("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
+    cfg = tmp_path / "agent.yaml"
+    cfg.write_text(f"state_dir: {tmp_path / 's'}\ndiag: {{trusted_keys: [{junk}]}}\n")
+    done = subprocess.run([sys.executable, "-m", "fieldwatch.agent", "run", "--config",
+                           str(cfg)], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stderr
+    assert f"{junk}:0:0: not an Ed25519 public key" in done.stderr
