@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import paho.mqtt.client as mqtt
@@ -20,6 +19,8 @@ from fieldwatch import signing, wire
 from fieldwatch.clock import Clock
 
 if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
     from fieldwatch.agent.diag.handler import DiagHandler
 
 log = logging.getLogger(__name__)
@@ -33,14 +34,17 @@ class DiagService:
         self.make_handler, self.publish = make_handler, publish
         self.topic = wire.topic(site, device, "diag/req")
         self.queue_max = queue_max
+        self.workers = workers
         self._handler: DiagHandler | None = None
+        self._pool: ThreadPoolExecutor | None = None  # both made on the first request
+        self._stopped = False
         self._pending = 0
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fieldwatch-diag")
+        self._handler_lock = threading.Lock()  # building it must not hold up paho's thread
 
     @property
     def handler(self) -> DiagHandler:
-        with self._lock:
+        with self._handler_lock:
             if self._handler is None:
                 self._handler = self.make_handler()
             return self._handler
@@ -68,8 +72,16 @@ class DiagService:
             else:
                 busy = False
                 self._pending += 1
+            if self._pool is None and not self._stopped:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(max_workers=self.workers,
+                                                thread_name_prefix="fieldwatch-diag")
+            pool = self._pool
         try:
-            self._pool.submit(self._reply_busy if busy else self._work, payload)
+            if pool is None:
+                raise RuntimeError("stopped")
+            pool.submit(self._reply_busy if busy else self._work, payload)
         except RuntimeError:  # shutting down: the request expires unanswered
             log.info("diag: stopping; a request arrived too late to run")
 
@@ -92,7 +104,10 @@ class DiagService:
         self.publish("diag/res", wire.encode_diag(res))
 
     def stop(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            self._stopped, pool = True, self._pool
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         if self._handler is not None:
             self._handler.close()
 

@@ -7,6 +7,9 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+from fieldwatch.agent.__main__ import UsageError, parse_args
+from fieldwatch.agent.__main__ import main as agent_main
 from fieldwatch.agent.schedule import IntervalScheduler, build_scheduler, next_due
 from hypothesis import given
 from hypothesis import strategies as st
@@ -127,3 +130,34 @@ def test_a_broken_trusted_key_stops_the_agent_at_start(tmp_path: Path) -> None:
                            str(cfg)], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2, done.stderr
     assert f"{junk}:0:0: not an Ed25519 public key" in done.stderr
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["run"], (Path("/etc/fieldwatch/agent.yaml"), False)),
+    (["-v", "run", "--config", "a.yaml"], (Path("a.yaml"), True)),
+    (["run", "--config=b.yaml", "--verbose"], (Path("b.yaml"), True)),
+])
+def test_agent_arguments(argv: list[str], expected: tuple[Path, bool]) -> None:
+    assert parse_args(argv) == expected
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    ([], "the action is missing"), (["run", "--config"], "--config needs a FILE"),
+    (["start"], "unexpected argument 'start'"), (["--config", "x", "run"], "'--config'"),
+])
+def test_bad_agent_arguments_exit_2_with_usage(argv: list[str], message: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert agent_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: python -m fieldwatch.agent") and message in err
+
+
+@given(st.lists(st.sampled_from(["run", "-v", "--config", "--config=x", "x", "--verbose", ""]),
+                max_size=6))
+def test_any_arguments_parse_or_give_a_usage_error(argv: list[str]) -> None:
+    try:
+        config, verbose = parse_args(argv)
+    except UsageError:
+        return
+    assert "run" in argv and isinstance(config, Path) and verbose == any(
+        a in ("-v", "--verbose") for a in argv)
