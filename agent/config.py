@@ -10,8 +10,9 @@ import msgspec
 from fieldwatch.agent.diag.config import DiagConfig
 from fieldwatch.agent.snmp.config import SnmpConfig
 
-from fieldwatch.config import BrokerConfig, Id, Strict, default_device_id
+from fieldwatch.config import BrokerConfig, default_device_id
 from fieldwatch.durations import Duration
+from fieldwatch.structs import Id, Strict
 
 
 def _check_regexes(key: str, patterns: list[str]) -> None:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import psutil
 
-from fieldwatch.config import convert
+from fieldwatch.structs import convert
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 

@@ -12,8 +12,8 @@ import msgspec
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import PydanticCustomError, core_schema
 
-from fieldwatch.config import check, describe
 from fieldwatch.errors import LocatedError, Problem
+from fieldwatch.structs import check, describe
 from fieldwatch.yamlmarks import Loaded, PathKey
 
 M = TypeVar("M", bound=BaseModel)

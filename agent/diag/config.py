@@ -13,8 +13,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from fieldwatch.config import Secret, Strict
 from fieldwatch.durations import Duration
+from fieldwatch.structs import Secret, Strict
 
 Policy = Literal["auto", "ask", "never"]
 BUILTIN_NAMES = frozenset({  # agent/diag/checks.py builds them

@@ -12,9 +12,9 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from fieldwatch.config import Id, Port, Secret, Strict
 from fieldwatch.durations import Duration
 from fieldwatch.errors import ConfigError, Problem
+from fieldwatch.structs import Id, Port, Secret, Strict
 
 AuthProtocol = Literal["MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512"]
 PrivProtocol = Literal["DES", "3DES", "AES", "AES128", "AES192", "AES256"]

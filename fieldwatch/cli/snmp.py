@@ -64,9 +64,9 @@ def _target(args: argparse.Namespace):  # type: ignore[no-untyped-def]
             "user": args.user, "auth_protocol": args.auth_protocol, "auth_key": args.auth_key,
             "priv_protocol": args.priv_protocol, "priv_key": args.priv_key}.items()
             if v is not None}
-    from fieldwatch.config import check
-    from fieldwatch.config import describe as describe_issue
     from fieldwatch.durations import parse_duration
+    from fieldwatch.structs import check
+    from fieldwatch.structs import describe as describe_issue
 
     target, issues = check(SnmpTarget, spec)
     if target is None:

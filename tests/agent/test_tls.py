@@ -21,7 +21,7 @@ from fieldwatch.agent.config import AgentConfig
 from fieldwatch.agent.daemon import Agent
 
 from fieldwatch import wire
-from fieldwatch.config import convert
+from fieldwatch.structs import convert
 from tests.e2e.procs import wait_for
 from tests.servers import Mosquitto, wait_port
 

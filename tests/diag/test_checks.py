@@ -21,7 +21,7 @@ from fieldwatch.agent.diag.handler import DiagHandler
 
 from fieldwatch import wire
 from fieldwatch.clock import FakeClock
-from fieldwatch.config import convert
+from fieldwatch.structs import convert
 from tests.conftest import _require
 from tests.diag.helpers import keypair, request
 

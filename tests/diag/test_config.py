@@ -9,8 +9,8 @@ import pytest
 import yaml
 from fieldwatch.agent.diag.config import DiagConfig
 
-from fieldwatch.config import convert
 from fieldwatch.errors import ConfigError
+from fieldwatch.structs import convert
 
 ROOT = Path(__file__).parents[2]
 

@@ -9,7 +9,7 @@ from fieldwatch.agent.snmp.config import SnmpConfig
 from fieldwatch.agent.snmp.poller import PollResult, SnmpPoller
 
 from fieldwatch import wire
-from fieldwatch.config import convert
+from fieldwatch.structs import convert
 
 
 class Published(list[tuple[str, str, str, wire.Message]]):

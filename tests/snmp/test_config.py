@@ -10,8 +10,9 @@ import pytest
 from fieldwatch.agent.config import AgentConfig
 from fieldwatch.agent.snmp.config import SnmpConfig
 
-from fieldwatch.config import convert, load_config
+from fieldwatch.config import load_config
 from fieldwatch.errors import ConfigError
+from fieldwatch.structs import convert
 
 
 def _load(tmp_path: Path, text: str) -> AgentConfig:

@@ -7,7 +7,7 @@ from fieldwatch.agent.snmp.poller import PollResult, SnmpPoller
 
 from fieldwatch import wire
 from fieldwatch.clock import FakeClock
-from fieldwatch.config import convert
+from fieldwatch.structs import convert
 from tests.snmp.helpers import Published
 
 

@@ -10,7 +10,7 @@ from fieldwatch.agent.snmp.poller import SnmpPoller
 from fieldwatch.agent.snmp.service import SnmpService
 
 from fieldwatch import wire
-from fieldwatch.config import convert
+from fieldwatch.structs import convert
 from tests.snmp.agents import Snmpsim, free_udp_port
 from tests.snmp.conftest import SIM_DEVICES
 from tests.snmp.helpers import Published, poll_round, values

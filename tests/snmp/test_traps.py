@@ -15,8 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fieldwatch import wire
-from fieldwatch.config import convert
 from fieldwatch.errors import ConfigError
+from fieldwatch.structs import convert
 from tests.conftest import _require
 from tests.snmp.agents import COMMUNITY, Snmpd
 from tests.snmp.helpers import Published
