@@ -40,7 +40,10 @@ class Agent:
             self.snmp = SnmpService(cfg.snmp, cfg.site, self.publish_as, self.clock)
             sources["snmp"] = SnmpHealthSource(self.snmp)
         self.poller = Poller(sources, self.clock)
-        self.outbox = Outbox(cfg.state_dir / "buffer.sqlite", self.clock,
+        if (cfg.state_dir / "buffer.sqlite").exists():
+            log.warning("%s is no longer used (the buffer is now %s); remove it by hand",
+                        cfg.state_dir / "buffer.sqlite", cfg.state_dir / "buffer")
+        self.outbox = Outbox(cfg.state_dir / "buffer", self.clock,
                              max_bytes=cfg.buffer.max_bytes, max_age=cfg.buffer.max_age)
         self.publisher = MqttPublisher(cfg.device, cfg.site, cfg.broker, self.outbox,
                                        inflight=cfg.buffer.inflight,

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import sqlite3
 import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
 import sqlalchemy as sa
+from fieldwatch.agent.buffer import snapshot
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.store import Store
 
@@ -102,8 +101,7 @@ def test_collector_restart_loses_no_message(
         wait_for(lambda: counter(base, "stored_total") >= 25)
     finally:
         assert agent.stop() == 0
-    with contextlib.closing(sqlite3.connect(tmp_path / "agent-state" / "buffer.sqlite")) as buf:
-        last_seq = buf.execute("select last from seqs").fetchone()[0]
+    last_seq = snapshot(tmp_path / "agent-state" / "buffer").seqs[("plant", "pump-01")]
     engine = open_engine(db, create=False)
     try:
         wait_for(lambda: _seqs(engine)[-1:] == [last_seq], 10)
