@@ -1,4 +1,4 @@
-"""The agent daemon: APScheduler calls one poll cycle per interval; everything the agent sends
+"""The agent daemon: its schedule calls one poll cycle per interval; everything the agent sends
 goes through one path, `Agent.publish` (or `publish_metrics`, which numbers the message), into
 the outage buffer and from there to MQTT.
 

@@ -53,7 +53,8 @@ def round_trips(port: int, tmp: Path, trials: int) -> dict[str, object]:
     key_path, pub = signing.generate(tmp / "keys")
     key = signing.load_private(key_path)
     cfg = DiagConfig(trusted_keys=[pub], rate_limit=RateLimit(max=trials + 10, per=3600))
-    handler = DiagHandler(cfg, "dev", "site", tmp / "state", SystemClock())
+    handler = DiagHandler(cfg, "dev", "site", tmp / "state", SystemClock(),
+                          signing.trusted(cfg.trusted_keys))
     agent = client(port, "bench-agent")
     service = DiagService(lambda: handler, "site", "dev", lambda kind, p: agent.publish(
         wire.topic("site", "dev", kind), p, qos=1), 2, 32)

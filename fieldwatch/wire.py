@@ -90,15 +90,7 @@ _decoder = msgspec.json.Decoder(Message)
 _envelope = msgspec.json.Decoder(_Envelope)
 
 
-def _builtin(obj: object) -> object:
-    """Subclasses of float/int/str (config durations) go out as the plain value."""
-    for t in (float, int, str):
-        if isinstance(obj, t):
-            return t(obj)  # type: ignore[call-overload]
-    raise NotImplementedError(f"cannot encode {type(obj).__name__}")
-
-
-_encoder = msgspec.json.Encoder(enc_hook=_builtin)
+_encoder = msgspec.json.Encoder()
 
 
 def encode(message: Message) -> bytes:

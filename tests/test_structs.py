@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -67,8 +66,8 @@ def test_values_come_out_typed_and_secrets_stay_hidden() -> None:
     assert out.items[0].every == 300.0 and out.files["log"] == Path("/x")
     assert out.token is not None and out.token.get_secret_value() == "s3cret"
     assert "s3cret" not in repr(out) and "s3cret" not in str(out.token)
-    with pytest.raises(msgspec.ValidationError):  # frozen after loading
-        msgspec.convert({"items": 1}, Outer)
+    with pytest.raises(AttributeError):  # frozen after loading
+        out.token = None  # type: ignore[misc]
 
 
 def test_convert_raises_a_located_config_error() -> None:

@@ -10,6 +10,7 @@ import logging
 import os
 import tempfile
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
@@ -21,7 +22,7 @@ from fieldwatch.agent.diag.policy import RateLimiter, consent
 from fieldwatch.agent.diag.runner import SAFE_ENV, Outcome, run_argv, run_call
 from fieldwatch.agent.diag.verify import NonceStore, Verifier
 
-from fieldwatch import signing, wire
+from fieldwatch import wire
 from fieldwatch.clock import Clock
 from fieldwatch.errors import DiagnosticRefused, WireFormatError
 
@@ -47,11 +48,12 @@ class _Partial(msgspec.Struct):
 
 class DiagHandler:
     def __init__(self, cfg: DiagConfig, device: str, site: str, state_dir: Path,
-                 clock: Clock) -> None:
+                 clock: Clock, keys: Mapping[str, bytes]) -> None:
+        """`keys`: the trusted public keys by id (`signing.trusted(cfg.trusted_keys)`)."""
         self.cfg, self.device, self.site, self.clock = cfg, device, site, clock
         self.registry: dict[str, Check] = build_registry(cfg, state_dir)
         self.nonces = NonceStore(state_dir / "diag-nonces.json")
-        self.verifier = Verifier(signing.trusted(cfg.trusted_keys), self.nonces,
+        self.verifier = Verifier(keys, self.nonces,
                                  cfg.max_validity, cfg.clock_skew)
         self.limiter = RateLimiter(cfg.rate_limit.max, cfg.rate_limit.per)
         self.audit = AuditLog(cfg.audit_log or state_dir / "diag-audit.jsonl")

@@ -79,11 +79,12 @@ class DiagService:
                                                 thread_name_prefix="fieldwatch-diag")
             pool = self._pool
         try:
-            if pool is None:
-                raise RuntimeError("stopped")
-            pool.submit(self._reply_busy if busy else self._work, payload)
-        except RuntimeError:  # shutting down: the request expires unanswered
-            log.info("diag: stopping; a request arrived too late to run")
+            if pool is not None:
+                pool.submit(self._reply_busy if busy else self._work, payload)
+                return
+        except RuntimeError:  # the pool is shutting down
+            pass
+        log.info("diag: stopping; a request arrived too late to run")  # it expires unanswered
 
     def _reply_busy(self, payload: bytes) -> None:
         try:
@@ -118,12 +119,12 @@ def start_diag(cfg: AgentConfig, client: mqtt.Client, publish: Publish,
     d = cfg.diag
     if not d.enabled:
         return None
-    signing.trusted(d.trusted_keys)  # a broken key file stops the agent now, not at a request
+    keys = signing.trusted(d.trusted_keys)  # a broken key file stops the agent now
 
     def make_handler() -> DiagHandler:
         from fieldwatch.agent.diag.handler import DiagHandler
 
-        return DiagHandler(d, cfg.device, cfg.site, cfg.state_dir, clock)
+        return DiagHandler(d, cfg.device, cfg.site, cfg.state_dir, clock, keys)
 
     service = DiagService(make_handler, cfg.site, cfg.device, publish, d.workers, d.queue_max)
     service.attach(client)

@@ -65,13 +65,10 @@ def _target(args: argparse.Namespace):  # type: ignore[no-untyped-def]
             "priv_protocol": args.priv_protocol, "priv_key": args.priv_key}.items()
             if v is not None}
     from fieldwatch.durations import parse_duration
-    from fieldwatch.structs import check
-    from fieldwatch.structs import describe as describe_issue
+    from fieldwatch.structs import convert
+    from fieldwatch.yamlmarks import Loaded
 
-    target, issues = check(SnmpTarget, spec)
-    if target is None:
-        raise ConfigError([Problem("<command line>", 0, 0, describe_issue(path, message))
-                           for path, message, _ in issues])
+    target = convert(SnmpTarget, spec, Loaded(spec, {}, "<command line>"))
     try:
         return target, parse_duration(args.timeout), args.retries
     except ValueError as exc:

@@ -16,7 +16,7 @@ from fieldwatch.agent.buffer import snapshot
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.store import Store
 
-from tests.e2e.procs import Proc, start_collector, wait_for, write_yaml
+from tests.e2e.procs import Proc, start_collector, wait_for, write_rules, write_yaml
 from tests.servers import Mosquitto
 
 pytestmark = pytest.mark.e2e
@@ -33,10 +33,7 @@ rules:
 
 @pytest.fixture
 def rules_dir(tmp_path: Path) -> Path:
-    d = tmp_path / "rules"
-    d.mkdir()
-    (d / "gap.yaml").write_text(GAP_RULE)
-    return d
+    return write_rules(tmp_path, "gap.yaml", GAP_RULE)
 
 
 def start_agent(tmp: Path, port: int, textfile: Path, buffer: dict[str, Any] | None = None,

@@ -19,7 +19,7 @@ import pytest
 from fieldwatch.agent.diag.config import DiagConfig
 from fieldwatch.agent.diag.handler import DiagHandler
 
-from fieldwatch import wire
+from fieldwatch import signing, wire
 from fieldwatch.clock import FakeClock
 from fieldwatch.structs import convert
 from tests.conftest import _require
@@ -32,8 +32,9 @@ def make(tmp_path: Path, clock: FakeClock) -> Iterator[Any]:
     made: list[DiagHandler] = []
 
     def run(check: str, args: dict[str, Any] | None = None, **cfg: Any) -> wire.DiagResult:
-        h = DiagHandler(convert(DiagConfig, {"trusted_keys": [str(pub)], **cfg}),
-                        "pump-01", "plant", tmp_path / f"state{len(made)}", clock)
+        c = convert(DiagConfig, {"trusted_keys": [str(pub)], **cfg})
+        h = DiagHandler(c, "pump-01", "plant", tmp_path / f"state{len(made)}", clock,
+                        signing.trusted(c.trusted_keys))
         made.append(h)
         return h.handle(wire.encode_diag(request(check, clock.now(), key, args=args)))
 

@@ -12,7 +12,7 @@ import pytest
 from fieldwatch.agent.diag.config import DiagConfig
 from fieldwatch.agent.diag.handler import DiagHandler
 
-from fieldwatch import wire
+from fieldwatch import signing, wire
 from fieldwatch.clock import FakeClock
 from fieldwatch.structs import convert
 from tests.diag.helpers import keypair, request
@@ -46,8 +46,9 @@ def env(tmp_path: Path, clock: FakeClock):  # type: ignore[no-untyped-def]
                 "chatty": {"argv": ["/usr/bin/head", "-c", "100000000", "/dev/zero"],
                            "changing": False, "timeout": "60s"}}}
         cfg.update(over)
-        return DiagHandler(convert(DiagConfig, cfg), "pump-01", "plant",
-                           tmp_path / "state", clock)
+        c = convert(DiagConfig, cfg)
+        return DiagHandler(c, "pump-01", "plant", tmp_path / "state", clock,
+                           signing.trusted(c.trusted_keys))
 
     h = make()
     yield {"h": h, "key": key, "other": other, "clock": clock, "make": make, "root": root,

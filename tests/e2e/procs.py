@@ -54,6 +54,14 @@ def write_yaml(path: Path, data: dict[str, Any]) -> Path:
     return path
 
 
+def write_rules(tmp: Path, name: str, text: str) -> Path:
+    """A rules directory under `tmp` holding one rule file `name`."""
+    d = tmp / "rules"
+    d.mkdir()
+    (d / name).write_text(text)
+    return d
+
+
 API_TOKEN = "e2e-token"  # the collector's desk API wants a bearer token (desk.api_token_env)
 API_AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 

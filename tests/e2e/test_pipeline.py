@@ -16,7 +16,7 @@ from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.store import Store
 
 from fieldwatch import wire
-from tests.e2e.procs import counter, start_agent, start_collector, wait_for
+from tests.e2e.procs import counter, start_agent, start_collector, wait_for, write_rules
 from tests.servers import Mosquitto
 
 pytestmark = pytest.mark.e2e
@@ -34,10 +34,7 @@ rules:
 
 @pytest.fixture
 def rules_dir(tmp_path: Path) -> Path:
-    d = tmp_path / "rules"
-    d.mkdir()
-    (d / "pump.yaml").write_text(RULE)
-    return d
+    return write_rules(tmp_path, "pump.yaml", RULE)
 
 
 def set_reading(textfile: Path, value: float) -> None:
