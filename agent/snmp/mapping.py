@@ -71,8 +71,29 @@ def index_text(index: Oid) -> str:
     return ".".join(str(i) for i in index)
 
 
+def _selected(want: frozenset[int | str], raw: Value) -> bool:
+    """`where`: an OID value by its dotted text, anything else as an integer enum."""
+    if isinstance(raw, str) and raw.lstrip(".") in want:
+        return True
+    w = number(raw)
+    return w is not None and w == int(w) and int(w) in want
+
+
+def _rows(m: Metric, columns: Mapping[Oid, Column]) -> Mapping[Oid, Value]:
+    """The metric's column by row; rows without a value there read the `fallback` column."""
+    primary = columns.get(m.oid, {})
+    if m.fallback is None:
+        return primary
+    rows = dict(primary)
+    for index, raw in columns.get(m.fallback, {}).items():
+        if rows.get(index) is None:
+            rows[index] = raw
+    return rows
+
+
 def table_samples(table: Table, columns: Mapping[Oid, Column]) -> list[Sample]:
-    """One sample per metric and row; rows are the indexes of each metric's own column."""
+    """One sample per metric and row; rows are the indexes of each metric's own column (and of
+    its fallback column)."""
     out = []
     label_cache: dict[Oid, dict[str, str]] = {}
 
@@ -92,11 +113,10 @@ def table_samples(table: Table, columns: Mapping[Oid, Column]) -> list[Sample]:
         return got
 
     for m in table.metrics:
-        for index, raw in columns.get(m.oid, {}).items():
-            if m.where is not None:
-                w = number(columns.get(m.where[0], {}).get(index))
-                if w is None or w != int(w) or int(w) not in m.where[1]:
-                    continue
+        for index, raw in _rows(m, columns).items():
+            if m.where is not None and not _selected(m.where[1],
+                                                     columns.get(m.where[0], {}).get(index)):
+                continue
             v = transform(m, raw)
             if v is None:
                 continue

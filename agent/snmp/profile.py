@@ -45,7 +45,14 @@ def _check_metric(text: str) -> str:
     return text
 
 
+def _check_enum_or_oid(value: object) -> int | str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return _check_oid(value)
+
+
 OidText = Annotated[str, BeforeValidator(_check_oid)]
+EnumOrOid = Annotated[int | str, BeforeValidator(_check_enum_or_oid)]
 MetricName = Annotated[str, AfterValidator(_check_metric)]
 
 
@@ -57,8 +64,11 @@ class ColumnRef(StrictModel):
 
 
 class Where(StrictModel):
+    """Only rows whose column holds one of `equals`: integers (enums), or OIDs for columns whose
+    values are OIDs (hrStorageType)."""
+
     oid: OidText
-    equals: list[int] = Field(min_length=1)
+    equals: list[EnumOrOid] = Field(min_length=1)
 
 
 class MetricSpec(StrictModel):
@@ -70,11 +80,21 @@ class MetricSpec(StrictModel):
     factors: list[ColumnRef] = []  # multiply by these columns of the same row (units, scale)
     divide_by: OidText | None = None  # ratio to this column of the same row (0 → no sample)
     where: Where | None = None  # only rows whose column has one of these values
+    fallback: OidText | None = None  # column read where `oid` has no value (32-bit counters)
 
     @model_validator(mode="after")
     def _check(self) -> MetricSpec:
         if self.default is not None and self.map is None:
             raise ValueError("`default` only applies together with `map`")
+        return self
+
+
+class ScalarSpec(MetricSpec):
+    @model_validator(mode="after")
+    def _scalar(self) -> ScalarSpec:
+        if self.factors or self.divide_by or self.where or self.fallback:
+            raise ValueError(f"scalar {self.metric}: factors, divide_by, where and fallback "
+                             "are for table columns")
         return self
 
 
@@ -95,17 +115,13 @@ class TableSpec(StrictModel):
 class ProfileSpec(StrictModel):
     name: str = Field(min_length=1)
     description: str = ""
-    scalars: list[MetricSpec] = []
+    scalars: list[ScalarSpec] = []
     tables: list[TableSpec] = []
 
     @model_validator(mode="after")
     def _check(self) -> ProfileSpec:
         if not self.scalars and not self.tables:
             raise ValueError("a profile needs `scalars` or `tables`")
-        for s in self.scalars:
-            if s.factors or s.divide_by or s.where:
-                raise ValueError(f"scalar {s.metric}: factors, divide_by and where are for "
-                                 "table columns")
         return self
 
 
@@ -127,7 +143,8 @@ class Metric:
     default: float | None = None
     factors: tuple[Ref, ...] = ()
     divide_by: Oid | None = None
-    where: tuple[Oid, frozenset[int]] | None = None
+    where: tuple[Oid, frozenset[int | str]] | None = None  # OID values as dotted text
+    fallback: Oid | None = None
 
 
 @dataclass(frozen=True)
@@ -148,6 +165,8 @@ class Table:
                 cols.append(m.divide_by)
             if m.where:
                 cols.append(m.where[0])
+            if m.fallback:
+                cols.append(m.fallback)
         for _, refs in self.labels:
             cols.extend(r.oid for r in refs)
         return tuple(dict.fromkeys(cols))
@@ -223,8 +242,12 @@ def _compile(spec: ProfileSpec, doc: Loaded, resolve: _Resolver) -> Profile:
             default=m.default,
             factors=tuple(ref(f, (*path, "factors", i)) for i, f in enumerate(m.factors)),
             divide_by=oid(m.divide_by, (*path, "divide_by")) if m.divide_by else None,
-            where=((oid(m.where.oid, (*path, "where", "oid")), frozenset(m.where.equals))
-                   if m.where else None))
+            where=((oid(m.where.oid, (*path, "where", "oid")),
+                    frozenset(v if isinstance(v, int) else
+                              ".".join(map(str, oid(v, (*path, "where", "equals", i))))
+                              for i, v in enumerate(m.where.equals)))
+                   if m.where else None),
+            fallback=oid(m.fallback, (*path, "fallback")) if m.fallback else None)
 
     scalars = tuple(metric(m, ("scalars", i)) for i, m in enumerate(spec.scalars))
     tables = []

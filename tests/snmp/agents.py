@@ -123,6 +123,14 @@ class Snmpsim:
 
 # -- recorded-style devices ---------------------------------------------------------------
 
+def recorded_walk(name: str) -> Path:
+    """A walk of a real device that the snmpsim wheel ships (`linux-full-walk`,
+    `winxp-full-walk`, `eaton-9PX-partial-walk`...)."""
+    import snmpsim
+
+    return Path(snmpsim.__file__).parent / "data" / "recorded" / f"{name}.snmprec"
+
+
 def switch_records(ports: int = 2, uptime: int = 123456) -> list[tuple[str, int, object]]:
     """A small switch: system group, ifTable and ifXTable (about 30 OIDs for 2 ports)."""
     recs: list[tuple[str, int, object]] = [

@@ -37,13 +37,44 @@ def test_if_mib_status_mapping_labels_and_fallback_name() -> None:
     assert _by(out, "if.in_octets_total") == {(("ifindex", "1"), ("ifname", "Gi0/1")): 2.0**63}
 
 
+HR_TYPE = "1.3.6.1.2.1.25.2.1."  # hrStorageTypes: 2 Ram, 3 VirtualMemory, 4 FixedDisk ...
+
+
 def test_storage_percent_bytes_and_zero_size() -> None:
-    cols = {HR + (3,): {(1,): "/", (2,): "swap"}, HR + (4,): {(1,): 4096, (2,): 1024},
+    cols = {HR + (2,): {(1,): HR_TYPE + "4", (2,): HR_TYPE + "4"},
+            HR + (3,): {(1,): "/", (2,): "/empty"}, HR + (4,): {(1,): 4096, (2,): 1024},
             HR + (5,): {(1,): 1000, (2,): 0}, HR + (6,): {(1,): 250, (2,): 0}}
     out = profile_samples(P["host-resources"], {(1, 3, 6, 1, 2, 1, 25, 1, 6, 0): 88}, cols)
     assert _by(out, "storage.used_percent") == {(("index", "1"), ("storage", "/")): 25.0}
     assert _by(out, "storage.used_bytes")[(("index", "1"), ("storage", "/"))] == 250 * 4096
     assert _by(out, "host.processes") == {(): 88.0}
+
+
+def test_storage_leaves_out_memory_rows() -> None:
+    """hrStorageTable lists RAM, virtual memory and caches too: those are no storage."""
+    rows = {1: ("Physical memory", "2"), 3: ("Virtual memory", "3"), 6: ("Memory buffers", "1"),
+            10: ("Swap space", "3"), 31: ("/", "4"), 32: ("E:\\", "5"), 33: ("D:\\", "7"),
+            34: ("/mnt/nfs", "10"), 35: ("/odd", None)}
+    cols: dict = {HR + (c,): {} for c in (2, 3, 4, 5, 6)}
+    for i, (descr, kind) in rows.items():
+        if kind is not None:
+            cols[HR + (2,)][(i,)] = "." + HR_TYPE + kind if i == 34 else HR_TYPE + kind
+        cols[HR + (3,)][(i,)] = descr
+        cols[HR + (4,)][(i,)], cols[HR + (5,)][(i,)], cols[HR + (6,)][(i,)] = 1024, 100, 50
+    out = profile_samples(P["host-resources"], {}, cols)
+    for name in ("storage.used_percent", "storage.used_bytes", "storage.size_bytes"):
+        assert {dict(k)["storage"] for k in _by(out, name)} == {"/", "E:\\", "/mnt/nfs"}, name
+
+
+def test_octets_fall_back_to_32_bit_counters_row_by_row() -> None:
+    cols = {IF + (10,): {(1,): 5, (2,): 7}, IF + (16,): {(1,): 6, (2,): 8},
+            IFX + (6,): {(2,): 2**40, (3,): 9}, IFX + (10,): {(2,): 2**41, (1,): None}}
+    out = profile_samples(P["if-mib"], {}, cols)
+    assert _by(out, "if.in_octets_total") == {(("ifindex", "1"),): 5.0,
+                                              (("ifindex", "2"),): 2.0**40,
+                                              (("ifindex", "3"),): 9.0}
+    assert _by(out, "if.out_octets_total") == {(("ifindex", "1"),): 6.0,
+                                               (("ifindex", "2"),): 2.0**41}
 
 
 def test_entity_sensor_scale_precision_and_type_filter() -> None:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from fieldwatch.errors import ConfigError
 
-SHIPPED = ["system", "if-mib", "host-resources", "entity-sensor", "ups-mib"]
+SHIPPED = ["system", "if-mib", "host-resources", "entity-sensor", "ups-mib", "eaton-xups"]
 
 
 def test_every_shipped_profile_loads_with_numeric_oids() -> None:
@@ -46,6 +46,11 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
      5, 10, "must be a string"),
     ("name: bad\nscalars: [\n", 3, 1, "invalid YAML"),
     ("name: other\nscalars:\n  - {oid: 1.3.6.1, metric: x.y}\n", 1, 7, "must match the file"),
+    ("name: bad\nscalars:\n  - {oid: 1.3.6.1, metric: x.y, fallback: 1.3.6.2}\n", 3, 5,
+     "fallback are for table columns"),
+    ("name: bad\ntables:\n  - name: t\n    metrics:\n      - oid: 1.3.6.1\n"
+     "        metric: a.b\n        where: {oid: 1.3.6.2, equals: [1.5]}\n", 7, 40,
+     "not an OID"),
 ])
 def test_profile_mistakes_are_located(tmp_path: Path, text: str, line: int, col: int,
                                       message: str) -> None:

@@ -43,7 +43,12 @@ def test_v2c_shipped_profiles_produce_expected_metrics(snmpd: Snmpd) -> None:
     # snmpd fills hrProcessorLoad after its first minute of samples: present or not yet
     assert all(0 <= v <= 100 for v in values(r, "cpu.load_percent").values())
     storage = {dict(k)["storage"]: v for k, v in values(r, "storage.used_percent").items()}
-    assert 0 < storage["Physical memory"] <= 100
+    assert 0 < storage["/"] <= 100
+    # memory rows of hrStorageTable (hrStorageRam, VirtualMemory, Other) are not storage
+    for name in ("storage.used_percent", "storage.used_bytes", "storage.size_bytes"):
+        got = {dict(k)["storage"] for k in values(r, name)}
+        assert "/" in got and not got & {"Physical memory", "Virtual memory", "Swap space",
+                                         "Memory buffers", "Cached memory"}, (name, got)
     assert any(v > 0 for v in values(r, "storage.size_bytes").values())
     # published as its own device, on its own topic, as one metrics message
     [(site, device, kind, msg)] = published

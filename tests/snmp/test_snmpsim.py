@@ -101,3 +101,46 @@ def test_devices_known_down_cannot_starve_live_ones(snmpsim: Snmpsim) -> None:
             poller.close()
 
     assert asyncio.run(run()) == [f"sw{i:03d}" for i in range(10)]
+
+
+# -- recorded walks of real devices -------------------------------------------------------
+
+def test_eaton_ups_recorded_walk_gives_the_metrics_the_ups_rules_read(snmpsim: Snmpsim) -> None:
+    """The Eaton 9PX answers XUPS-MIB only (no UPS-MIB): eaton-xups maps it to ups.* names."""
+    (r,), _ = poll_round({"targets": [_target(snmpsim, "eaton", ["eaton-xups", "ups-mib"])]})
+    assert r.error is None
+    got = {s.name: s.value for s in r.samples if not s.labels}
+    assert got["ups.charge_percent"] == 100 and got["ups.on_battery"] == 0  # normal(3)
+    assert got["ups.runtime_seconds"] == 17218 and got["ups.load_percent"] == 9
+    assert got["ups.ambient_temp_celsius"] == 24 and got["ups.alarms"] == 0
+    assert not {s.name for s in r.samples} & {"ups.battery_status", "ups.seconds_on_battery"}
+
+
+def test_storage_rows_of_a_recorded_windows_host_are_disks_only(snmpsim: Snmpsim) -> None:
+    (r,), _ = poll_round({"targets": [_target(snmpsim, "winxp", ["host-resources"])]})
+    assert r.error is None
+    storage = {dict(k)["storage"] for k in values(r, "storage.used_percent")}
+    # C:\ and Z:\ are fixed disks; D:\ is a CD-ROM, the rest hrStorageVirtualMemory / Ram
+    assert {s[:3] for s in storage} == {"C:\\", "Z:\\"}
+    assert {dict(k)["index"] for k in values(r, "storage.size_bytes")} == {"1", "3"}
+
+
+def test_interfaces_without_ifxtable_fall_back_to_32_bit_octets(snmpsim: Snmpsim) -> None:
+    """The recorded Windows XP walk has no ifXTable: ifInOctets/ifOutOctets, same names."""
+    (r,), _ = poll_round({"targets": [_target(snmpsim, "winxp", ["if-mib"])]})
+    assert r.error is None
+    by_index = {dict(k)["ifindex"]: v for k, v in values(r, "if.in_octets_total").items()}
+    assert by_index == {"1": 230095059, "65539": 911220674, "65540": 0}
+    out = {dict(k)["ifindex"]: v for k, v in values(r, "if.out_octets_total").items()}
+    assert out["65539"] == 21194412
+    names = {dict(k)["ifname"] for k in values(r, "if.in_octets_total")}
+    assert "MS TCP Loopback interface" in names  # ifDescr, as ifName is missing too
+
+
+def test_interfaces_with_ifxtable_keep_the_64_bit_octets(snmpsim: Snmpsim) -> None:
+    (r,), _ = poll_round({"targets": [_target(snmpsim, "linux", ["if-mib", "host-resources"])]})
+    assert r.error is None
+    octets = {dict(k)["ifname"]: v for k, v in values(r, "if.in_octets_total").items()}
+    assert octets["eth0"] == 24167091249  # ifHCInOctets; ifInOctets would say 2692239107
+    storage = {dict(k)["storage"] for k in values(r, "storage.used_percent")}
+    assert storage == {"/", "/usr/local", "/export"}
