@@ -19,6 +19,8 @@ from fieldwatch.collector.rules.loader import load_rules, rule_files, ruleset_fr
 from fieldwatch.collector.rules.model import RuleSet
 from fieldwatch.collector.rules.notation import parse_selector, parse_series
 from fieldwatch.collector.rules.templates import render
+from fieldwatch.collector.tickets.config import DeskPolicy
+from fieldwatch.collector.tickets.recurrence import Ledger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from fieldwatch import wire
@@ -95,11 +97,13 @@ class AlertCheck(_Strict):
 
 
 class TicketCheck(_Strict):
-    """How many tickets a rule would have opened by `eval_time` (non-muted firings)."""
+    """How many tickets a rule would have opened (and reopened) by `eval_time`, as the
+    collector's store counts them (tickets.recurrence, default verification window)."""
 
     eval_time: Duration
     rule: str
     opened: int
+    reopened: int | None = None
 
 
 class TestCase(_Strict):
@@ -205,6 +209,8 @@ def run_case(ruleset: RuleSet, case: TestCase, default_interval: float, file: st
     steps = int(math.floor(end / interval)) if interval > 0 else 0
     moments = sorted({*inputs, *checks, *(k * interval for k in range(steps + 1))})
     opened: dict[str, int] = {}
+    reopened: dict[str, int] = {}
+    ledger = Ledger(DeskPolicy().sla.verify_window)
     link = sorted((d.at, d.at + d.for_) for d in case.collector_disconnected)
     for t in moments:
         out: list[Transition] = []
@@ -214,14 +220,20 @@ def run_case(ruleset: RuleSet, case: TestCase, default_interval: float, file: st
             for msg in inputs.get(t, ()):
                 engine.observe(st, msg, t, out)
         for ch in plan(out):
-            if ch.kind == "fire" and not ch.muted:
+            how = ledger.apply(ch)
+            if how in ("open", "new"):
                 opened[ch.rule] = opened.get(ch.rule, 0) + 1
+            elif how == "reopen":
+                reopened[ch.rule] = reopened.get(ch.rule, 0) + 1
         for c in checks.get(t, ()):
             if isinstance(c, TicketCheck):
-                got = opened.get(c.rule, 0)
-                if got != c.opened:
+                got = (opened.get(c.rule, 0), reopened.get(c.rule, 0))
+                if got[0] != c.opened or c.reopened not in (None, got[1]):
                     result.failures.append(f"at {format_duration(t)} rule {c.rule}: expected "
-                                           f"{c.opened} ticket(s) opened, got {got}")
+                                           f"{c.opened} ticket(s) opened"
+                                           + ("" if c.reopened is None else
+                                              f", {c.reopened} reopened")
+                                           + f", got {got[0]} opened, {got[1]} reopened")
             else:
                 result.failures.extend(_check_alerts(engine, st, c, t))
     return result

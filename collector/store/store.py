@@ -25,6 +25,7 @@ from fieldwatch.collector.store.schema import (
 )
 from fieldwatch.collector.tickets.actions import close_pause
 from fieldwatch.collector.tickets.config import DeskPolicy
+from fieldwatch.collector.tickets.recurrence import LastTicket, on_fire
 from fieldwatch.collector.tickets.routing import Facts, pick_member, route
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -265,14 +266,15 @@ class Store:
         """A new alert with no open ticket: a recurrence, or a new ticket (None: no new one)."""
         recurrence_of = None
         if last is not None:
-            how = getattr(ch, "on_recurrence", "reopen")
-            window = last.verify_window or self.policy.sla.verify_window
-            if last.state == "closed" and last.close_reason == "wont_fix":
+            # the decision is shared with `rules backtest` (tickets.recurrence)
+            how = on_fire(LastTicket.of(last), ch.first_ts,
+                          getattr(ch, "on_recurrence", "reopen"), self.policy.sla.verify_window)
+            if how == "wont_fix":
                 self.add_event(last.id, ch.first_ts, actor, "recurred",
                                "fault came back; the ticket was closed as won't fix",
                                {"value": ch.value}, conn=conn)
                 return None
-            if last.state == "resolved" and ch.first_ts - (last.resolved_at or 0) <= window:
+            if how != "open":  # a recurrence within the verification window
                 if how == "reopen" and self._reopen(conn, last, ch, now, actor):
                     return None
                 if how in ("ignore", "new"):

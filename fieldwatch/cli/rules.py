@@ -86,7 +86,8 @@ def backtest_rules(args: argparse.Namespace) -> int:
     now = time.time()  # the CLI is the edge: the replay itself takes times as arguments
     store = open_store(args)
     try:
-        report = backtest(store.engine, ruleset, now - since, now - until)
+        report = backtest(store.engine, ruleset, now - since, now - until,
+                          store.policy.sla.verify_window)
     finally:
         store.engine.dispose()
     if args.json:
