@@ -24,6 +24,7 @@ from fieldwatch.collector.store.schema import (
     tickets,
 )
 from fieldwatch.collector.tickets.actions import close_pause
+from fieldwatch.collector.tickets.cases import CANDIDATES
 from fieldwatch.collector.tickets.config import DeskPolicy
 from fieldwatch.collector.tickets.recurrence import LastTicket, on_fire
 from fieldwatch.collector.tickets.routing import Facts, pick_member, route
@@ -491,8 +492,8 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
-    def resolved_history(self, limit: int = 5000) -> list[dict[str, Any]]:
-        """Recent tickets with a resolution note: the case library."""
+    def resolved_history(self, limit: int = CANDIDATES) -> list[dict[str, Any]]:
+        """Recent tickets with a resolution note: the case library's candidates."""
         q = sa.select(tickets).where(tickets.c.resolution.is_not(None)).order_by(
             tickets.c.id.desc()).limit(limit)
         with self.engine.connect() as conn:

@@ -210,7 +210,7 @@ def test_manual_actions_and_their_errors(desk: ServiceDesk) -> None:
         desk.create(device="d", title="t", priority="P9", actor="x")
     with pytest.raises(TransitionRefused, match="no team"):
         desk.create(device="d", title="t", team="nobody", actor="x")
-    tid = desk.create(device="d", title="t", actor="x")["id"]
+    tid = desk.create(device="d", title="Pump stops, fuse blown", actor="x")["id"]
     with pytest.raises(TransitionRefused, match="actor"):
         desk.act(tid, "ack", " ")
     desk.act(tid, "assign", "dana", assignee="eli")
@@ -227,9 +227,10 @@ def test_manual_actions_and_their_errors(desk: ServiceDesk) -> None:
         "opened", "assigned", "assigned", "acknowledged", "in_progress", "comment", "resolved",
         "closed"]
     # the case library: a new similar ticket shows this fix
-    other = desk.create(device="d2", title="t", actor="x")
+    other = desk.create(device="d2", title="Fuse blown on the pump", actor="x")
     [case] = other["similar"]
     assert case["id"] == tid and case["resolution"]["fix"] == "replaced the fuse"
+    assert desk.create(device="d3", title="t", actor="x")["similar"] == []  # no likeness
 
 
 def test_device_history_lists_every_ticket_of_the_device(desk: ServiceDesk) -> None:
