@@ -9,6 +9,11 @@ jitter, or the desk's Retry-After), or dead (the desk's answer kept; later chang
 ticket wait behind it until `fieldwatch outbox retry`). A crash between sending and recording
 leaves `sending_since` set: the next attempt is marked unclear and the adapter looks the ticket
 up instead of creating a second one — at-least-once delivery made exactly-once.
+
+Each item of a round is settled on its own: an adapter that raises something other than a
+DeskError (a bug, a ValueError from a header it cannot build) makes that item dead, and an
+outcome the database will not take (a value too long for its column) is recorded as dead on its
+own, so one bad item never leaves its neighbours marked as being sent, to be sent again.
 """
 
 from __future__ import annotations
@@ -129,6 +134,17 @@ def external_tickets(engine: sa.Engine, ticket_id: int) -> dict[str, dict[str, A
         return {r.desk: {"external_id": r.external_id, "url": r.url} for r in conn.execute(q)}
 
 
+def _text(value: str | None, limit: int = 2000) -> str | None:
+    """A desk's text as the database takes it: no NUL (PostgreSQL refuses it), bounded."""
+    return None if value is None else value.replace("\x00", "")[:limit]
+
+
+def _cause(exc: sa.exc.SQLAlchemyError) -> str:
+    """The driver's complaint without SQLAlchemy's copy of the statement and parameters."""
+    orig = getattr(exc, "orig", None) or exc
+    return f"{type(orig).__name__}: {str(orig).splitlines()[0] if str(orig) else ''}"[:300]
+
+
 # -- backoff, pure -----------------------------------------------------------------------------
 
 def backoff(attempts: int, policy: RetryPolicy, u: float,
@@ -193,26 +209,64 @@ class Queue:
             external_id=r["external_id"],
             unclear=bool(r["unclear"] or r["sending_since"] is not None))) for r in rows]
 
-    def settle(self, outcomes: Sequence[Outcome], now: float) -> None:
-        """Record what a round of deliveries came to, in one transaction."""
+    def settle(self, outcomes: Sequence[Outcome], now: float) -> int:
+        """Record what a round of deliveries came to: in one transaction when the database
+        takes it, else item by item, an item it refuses recorded as dead. Returns how many
+        were refused that way. A store that is down raises: the round stays marked as being
+        sent, and its next attempt looks first."""
         if not outcomes:
-            return
+            return 0
+        try:
+            with self.engine.begin() as conn:
+                self._settle(conn, outcomes, now)
+            return 0
+        except sa.exc.OperationalError:
+            raise
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("outbox: a round of %d outcomes could not be recorded at once (%s); "
+                        "recording them one by one", len(outcomes), _cause(exc))
+        refused = 0
+        for o in outcomes:
+            try:
+                with self.engine.begin() as conn:
+                    self._settle(conn, [o], now)
+            except sa.exc.OperationalError:
+                raise
+            except sa.exc.SQLAlchemyError as exc:
+                refused += 1
+                self._unrecordable(o, exc)
+        return refused
+
+    def _settle(self, conn: sa.Connection, outcomes: Sequence[Outcome], now: float) -> None:
         done = [o for o in outcomes if o.receipt is not None]
+        if done:  # the common case, as one executemany
+            conn.execute(outbox.update().where(outbox.c.id == sa.bindparam("oid")).values(
+                state="delivered", delivered_at=now, sending_since=None, last_error="",
+                attempts=outbox.c.attempts + 1, receipt=sa.bindparam("r")),
+                [{"oid": o.item.id, "r": {"external_id": _text(o.receipt.external_id),
+                                          "url": _text(o.receipt.url),
+                                          "detail": _text(o.receipt.detail)}}
+                 for o in done if o.receipt is not None])
+        for o in outcomes:
+            if o.receipt is not None:
+                self._link(conn, o.item, o.receipt, now)
+            elif isinstance(o.error, DeskUnavailable):
+                self._retry_later(conn, o.item, o.error, o.next_at)
+            elif o.error is not None:
+                self._dead(conn, o.item, o.error)
+
+    def _unrecordable(self, o: Outcome, exc: sa.exc.SQLAlchemyError) -> None:
+        """Dead, with why: the database refused this item's outcome. A delivery that went
+        through is flagged unclear, so a retry looks the ticket up before sending again."""
+        why = f"the outcome could not be recorded: {_cause(exc)}"
+        log.error("outbox: desk %s, change %s: %s (dead letter)", o.item.desk,
+                  o.item.change.key, why)
+        values: dict[str, Any] = {"state": "dead", "attempts": outbox.c.attempts + 1,
+                                  "sending_since": None, "last_error": _text(why)}
+        if o.receipt is not None:
+            values["unclear"] = True
         with self.engine.begin() as conn:
-            if done:  # the common case, as one executemany
-                conn.execute(outbox.update().where(outbox.c.id == sa.bindparam("oid")).values(
-                    state="delivered", delivered_at=now, sending_since=None, last_error="",
-                    attempts=outbox.c.attempts + 1, receipt=sa.bindparam("r")),
-                    [{"oid": o.item.id, "r": {"external_id": o.receipt.external_id,
-                                              "url": o.receipt.url, "detail": o.receipt.detail}}
-                     for o in done if o.receipt is not None])
-            for o in outcomes:
-                if o.receipt is not None:
-                    self._link(conn, o.item, o.receipt, now)
-                elif isinstance(o.error, DeskUnavailable):
-                    self._retry_later(conn, o.item, o.error, o.next_at)
-                elif o.error is not None:
-                    self._dead(conn, o.item, o.error)
+            conn.execute(outbox.update().where(outbox.c.id == o.item.id).values(**values))
 
     def delivered(self, item: Pending, receipt: Receipt, now: float) -> None:
         self.settle([Outcome(item, receipt=receipt)], now)
@@ -229,17 +283,17 @@ class Queue:
         if receipt.external_id and receipt.external_id != item.change.external_id:
             done = conn.execute(desk_links.update().where(
                 desk_links.c.ticket_id == item.ticket_id, desk_links.c.desk == item.desk)
-                .values(external_id=receipt.external_id, url=receipt.url)).rowcount
+                .values(external_id=_text(receipt.external_id), url=_text(receipt.url))).rowcount
             if not done:
                 conn.execute(desk_links.insert().values(
                     ticket_id=item.ticket_id, desk=item.desk, linked_at=now,
-                    external_id=receipt.external_id, url=receipt.url))
+                    external_id=_text(receipt.external_id), url=_text(receipt.url)))
 
     @staticmethod
     def _retry_later(conn: sa.Connection, item: Pending, error: DeskUnavailable,
                      next_at: float) -> None:
         values: dict[str, Any] = {"attempts": outbox.c.attempts + 1, "next_at": next_at,
-                                  "sending_since": None, "last_error": str(error)[:2000]}
+                                  "sending_since": None, "last_error": _text(str(error))}
         if error.unclear:
             values["unclear"] = True  # stays set until delivered: every retry looks first
         conn.execute(outbox.update().where(outbox.c.id == item.id).values(**values))
@@ -248,7 +302,7 @@ class Queue:
     def _dead(conn: sa.Connection, item: Pending, error: DeskError) -> None:
         conn.execute(outbox.update().where(outbox.c.id == item.id).values(
             state="dead", attempts=outbox.c.attempts + 1, sending_since=None,
-            last_error=str(error)[:2000]))
+            last_error=_text(str(error))))
 
     def lease(self, desk: str, owner: str, now: float, ttl: float) -> bool:
         """True when `owner` may deliver to `desk` until now + ttl (it held or took the lease):
@@ -352,7 +406,8 @@ class Worker:
         self._wake.set()
 
     def attempt(self, item: Pending) -> Outcome:
-        """Deliver one change; the outcome is recorded by `settle` with the rest of its round."""
+        """Deliver one change; the outcome is recorded by `settle` with the rest of its round.
+        Never raises: whatever goes wrong is this item's outcome, not its round's."""
         desk = self.desks[item.desk]
         try:
             receipt = desk.deliver(item.change)
@@ -367,6 +422,13 @@ class Worker:
             log.error("desk %s rejected change %s (dead letter): %s", item.desk,
                       item.change.key, exc)
             return Outcome(item, error=exc)
+        except Exception as exc:  # noqa: BLE001 - this item's failure only: dead, logged, counted
+            self.stats.inc("outbox_dead_total", item.desk)
+            self.stats.inc("outbox_unexpected_total", item.desk)
+            log.exception("desk %s failed on change %s unexpectedly (dead letter)", item.desk,
+                          item.change.key)
+            return Outcome(item, error=DeskRejected(
+                f"unexpected {type(exc).__name__}: {exc}"[:2000]))
         self.stats.inc("outbox_delivered_total", item.desk)
         return Outcome(item, receipt=receipt)
 
@@ -381,11 +443,14 @@ class Worker:
             outcomes = [self.attempt(item) for item in items]
         else:
             outcomes = list(self._pool.map(self.attempt, items))
-        self.queue.settle(outcomes, self.clock.now())
+        refused = self.queue.settle(outcomes, self.clock.now())
+        if refused:
+            self.stats.inc("outbox_dead_total", desk, refused)
+            self.stats.inc("outbox_unrecordable_total", desk, refused)
         return len(items)
 
     def _run(self, desk: str) -> None:
-        pruned_at = 0.0
+        pruned_at, failures = 0.0, 0
         while not self._stop.is_set():
             try:
                 tried = self.run_once(desk)
@@ -393,10 +458,17 @@ class Worker:
                 if now - pruned_at > 3600:
                     pruned_at = now
                     self.queue.prune(now - self.keep_delivered)
+                failures = 0
             except Exception:  # noqa: BLE001 - the store is down: keep the thread, retry
+                failures += 1
                 self.stats.inc("outbox_errors_total", desk)
-                log.exception("outbox worker for %s failed; retrying", desk)
-                tried = 0
+                if failures == 1 or failures % 100 == 0:
+                    log.exception("outbox worker for %s failed (%d in a row); retrying", desk,
+                                  failures)
+                # A round that could not be recorded is sent again (as unclear) when it is
+                # retried: back off, or a stuck store turns into a flood of repeats.
+                self._stop.wait(min(30.0, self.poll * 2 ** min(failures, 10)))
+                continue
             if tried:
                 continue
             self._wake.wait(self.poll)

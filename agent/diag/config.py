@@ -67,6 +67,9 @@ class DiagConfig(Strict):
     enabled: bool = True
     trusted_keys: list[Path] = []  # the collector's public key(s); none: every request refused
     audit_log: Path | None = None  # default: <state_dir>/diag-audit.jsonl
+    # rotated at this size (.1 … .<audit_keep>, the oldest dropped): disk use stays bounded
+    audit_max_bytes: Annotated[int, msgspec.Meta(ge=4096)] = 10 * 2**20
+    audit_keep: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5
     timeout: Duration = 30.0  # per diagnostic, unless the request or the command says less
     max_output: Annotated[int, msgspec.Meta(ge=1024, le=1024 * 1024)] = 64 * 1024  # per result
     max_validity: Duration = 900.0  # requests valid for longer than this are refused

@@ -1,7 +1,10 @@
 """One request in, one result out: decode → verify → consent → validate → rate → run → audit.
 
-Every path ends in a DiagResult (refusals included, with a machine-readable `reason`) and an
-audit line, so the collector and the device's owner both see every attempt.
+Every path ends in an audit line and, where it can be addressed, a DiagResult (refusals
+included, with a machine-readable `reason`), so the collector and the device's owner both see
+every attempt. A payload that does not decode (malformed, oversized, nested too deeply) is
+answered only when its id can still be read safely and it names this device; otherwise it is
+audited and counted (`unanswered`), and the collector times the request out.
 """
 
 from __future__ import annotations
@@ -10,12 +13,14 @@ import logging
 import os
 import tempfile
 import threading
+from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
 from fieldwatch.agent.diag import args as argcheck
-from fieldwatch.agent.diag.audit import AuditLog, record
+from fieldwatch.agent.diag.audit import AuditLog, payload_facts, record
 from fieldwatch.agent.diag.checks import Argv, Check, Unavailable, build_registry
 from fieldwatch.agent.diag.config import DiagConfig
 from fieldwatch.agent.diag.policy import RateLimiter, consent
@@ -39,11 +44,28 @@ def printable(data: bytes) -> str:
 
 
 class _Partial(msgspec.Struct):
-    """What can be read from a request that fails validation, to address the refusal."""
+    """What can be read from a request that fails validation, to address the refusal. Any
+    JSON is taken here (a wrongly typed `check` must not hide the `id`); `_partial` keeps
+    only values of the right type."""
 
+    id: object = ""
+    check: object = ""
+    ticket: object = None
+    device: object = ""
+    site: object = ""
+
+
+@dataclass(frozen=True)
+class _Address:
     id: str = ""
     check: str = ""
     ticket: int | None = None
+    device: str = ""
+    site: str = ""
+
+
+MAX_ID = 64  # the collector's ids are 32 hex digits; its table holds 64
+DETAIL_MAX = 300  # characters of a decoder's complaint in a refusal
 
 
 class DiagHandler:
@@ -56,21 +78,35 @@ class DiagHandler:
         self.verifier = Verifier(keys, self.nonces,
                                  cfg.max_validity, cfg.clock_skew)
         self.limiter = RateLimiter(cfg.rate_limit.max, cfg.rate_limit.per)
-        self.audit = AuditLog(cfg.audit_log or state_dir / "diag-audit.jsonl")
+        self.audit = AuditLog(cfg.audit_log or state_dir / "diag-audit.jsonl",
+                              cfg.audit_max_bytes, cfg.audit_keep)
         self._lock = threading.Lock()  # nonce store and rate limiter are shared by workers
+        self.unanswered: Counter[str] = Counter()  # refusals nobody could be told of, by reason
+        self._warned_at = float("-inf")
 
-    def refuse(self, payload: bytes, reason: str, detail: str) -> wire.DiagResult:
-        """A refusal for a payload we did not get far with (busy, malformed)."""
-        try:
-            p = msgspec.json.decode(payload[:65536], type=_Partial)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            p = _Partial()
+    def refuse(self, payload: bytes, reason: str, detail: str) -> wire.DiagResult | None:
+        """Audit a payload we did not get far with (busy, malformed, a failure of our own) and
+        return the refusal to publish — or None when it cannot be addressed safely: no readable
+        id, or one naming another device (counted in `unanswered`)."""
+        p = _partial(payload)
+        ours = (p.device in ("", self.device) and p.site in ("", self.site)
+                and 0 < len(p.id) <= MAX_ID and p.id.isprintable())
         now = self.clock.now()
-        res = self._result(p.id, p.check, p.ticket, "refused", now, reason=reason, detail=detail)
-        self.audit.write(record(None, res, now))
-        return res
+        res = self._result(p.id if ours else "", p.check, p.ticket, "refused", now,
+                           reason=reason, detail=detail[:DETAIL_MAX])
+        self.audit.write({**record(None, res, now), **payload_facts(payload),
+                          "answered": ours})
+        if ours:
+            return res
+        self.unanswered[reason] += 1
+        if now - self._warned_at >= 10.0:  # a flood of junk must not flood the log too
+            self._warned_at = now
+            log.warning("diag: refused a request that cannot be answered (%s; %d so far, "
+                        "all in the audit log): %s", reason, sum(self.unanswered.values()),
+                        detail[:DETAIL_MAX])
+        return None
 
-    def handle(self, payload: bytes) -> wire.DiagResult:
+    def handle(self, payload: bytes) -> wire.DiagResult | None:
         received = self.clock.now()
         try:
             req = wire.decode_diag_request(payload)
@@ -143,3 +179,21 @@ class DiagHandler:
 
     def close(self) -> None:
         self.nonces.close()
+
+
+def _partial(payload: bytes) -> _Address:
+    """The addressing fields of a payload that failed to decode, where they can be read at all
+    (not from a truncated or too deeply nested one: msgspec's depth guard raises
+    RecursionError, caught here)."""
+    try:
+        p = msgspec.json.decode(payload[:65536], type=_Partial)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return _Address()
+
+    def text(v: object) -> str:
+        """A string as it is; anything else (a number, a list) as "?", which names nothing."""
+        return v if isinstance(v, str) else "?"
+
+    ticket = p.ticket if isinstance(p.ticket, int) and not isinstance(p.ticket, bool) else None
+    return _Address(p.id if isinstance(p.id, str) else "", text(p.check)[:128], ticket,
+                    text(p.device), text(p.site))

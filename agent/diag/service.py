@@ -3,6 +3,8 @@
 `on_message` only queues (paho's network thread must stay free); a full queue refuses new
 requests as `busy` rather than piling them up. The handler (checks, probes, `cryptography`) is
 built on the first request: most agents rarely get one, and it costs them no memory until then.
+A request the handler fails on unexpectedly is still audited and, if it can be addressed,
+refused as `internal_error`: no request goes unrecorded.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class DiagService:
         self._pending = 0
         self._lock = threading.Lock()
         self._handler_lock = threading.Lock()  # building it must not hold up paho's thread
+        self.failures = 0  # requests the handler failed on unexpectedly (each logged)
 
     @property
     def handler(self) -> DiagHandler:
@@ -90,19 +93,32 @@ class DiagService:
         try:
             self._reply(self.handler.refuse(payload, "busy", "too many diagnostics waiting"))
         except Exception:  # noqa: BLE001 - logged; the worker must survive
+            self.failures += 1
             log.exception("could not answer a request as busy")
 
     def _work(self, payload: bytes) -> None:
         try:
             self._reply(self.handler.handle(payload))
-        except Exception:  # noqa: BLE001 - a bug here must not kill the worker; it is logged
+        except Exception as exc:  # noqa: BLE001 - a bug here must not kill the worker
+            self.failures += 1
             log.exception("diagnostic request failed unexpectedly")
+            self._last_resort(payload, exc)
         finally:
             with self._lock:
                 self._pending -= 1
 
-    def _reply(self, res: wire.DiagResult) -> None:
-        self.publish("diag/res", wire.encode_diag(res))
+    def _last_resort(self, payload: bytes, exc: Exception) -> None:
+        """Audit (and answer, if it can be addressed) a request the handler failed on."""
+        try:
+            self._reply(self.handler.refuse(payload, "internal_error",
+                                            f"{type(exc).__name__}: {exc}"))
+        except Exception:  # noqa: BLE001 - the audit log itself failing: logged, counted
+            self.failures += 1
+            log.exception("could not audit a request that failed")
+
+    def _reply(self, res: wire.DiagResult | None) -> None:
+        if res is not None:
+            self.publish("diag/res", wire.encode_diag(res))
 
     def stop(self) -> None:
         with self._lock:

@@ -24,7 +24,7 @@ from fieldwatch.collector.stats import Stats
 
 from fieldwatch import signing, wire
 from fieldwatch.clock import Clock
-from fieldwatch.errors import WireFormatError
+from fieldwatch.errors import DiagnosticRefused, WireFormatError
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ class Dispatcher:
         self._queue: queue.Queue[Callable[[], None]] = queue.Queue(maxsize=10_000)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fieldwatch-diag", daemon=True)
+        self._logged: dict[str, float] = {}  # reason → when a rejection was last logged
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -100,10 +101,13 @@ class Dispatcher:
             if (res.site, res.device, kind) != (site, device, "diag/res"):
                 raise WireFormatError("topic_mismatch", f"{res.site}/{res.device} on {topic}")
         except WireFormatError as exc:
-            self.stats.inc("diag_rejected_total", exc.reason)
-            log.warning("rejected a diagnostic result on %s: %s", topic, exc)
+            self._rejected(exc.reason, topic, exc)
             return None
-        row = self.store.complete(res, self.clock.now())
+        try:
+            row = self.store.complete(res, self.clock.now())
+        except DiagnosticRefused as exc:  # another device answering a request it was not sent
+            self._rejected(exc.reason, topic, exc)
+            return None
         if row is None:
             return None
         self.stats.inc("diag_results_total", res.status)
@@ -116,6 +120,16 @@ class Dispatcher:
             self.mark_onsite(row["ticket_id"], "system",
                              f"remote action {res.check} {res.status}: {res.reason or ''}")
         return row
+
+    def _rejected(self, reason: str, topic: str, exc: Exception) -> None:
+        """Counted always, logged at most once per reason every 10 s: a device sending junk
+        must not flood the log."""
+        self.stats.inc("diag_rejected_total", reason)
+        now = self.clock.now()
+        if now - self._logged.get(reason, float("-inf")) >= 10.0:
+            self._logged[reason] = now
+            log.warning("rejected a diagnostic result on %s (counted in "
+                        "diag_rejected_total{reason=%s}): %s", topic, reason, str(exc)[:300])
 
     def sweep(self) -> None:
         for row in self.store.overdue(self.clock.now()):

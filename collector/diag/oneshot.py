@@ -59,7 +59,7 @@ def run_once(cfg: CollectorConfig, store: DiagStore, clock: Clock, site: str, de
             res = wire.decode_diag_result(bytes(m.payload))
         except Exception:  # noqa: BLE001 - someone else's garbage: not our answer
             return
-        if res.id == want.get("id"):
+        if res.id == want.get("id") and (res.site, res.device) == (site, device):
             box.append((res, bytes(m.payload)))
             answered.set()
 

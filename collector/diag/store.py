@@ -2,7 +2,8 @@
 entries on the ticket timeline (`ticket_events`), so a ticket tells the whole story.
 
 Completing a request is a conditional update (`status = 'sent'`): when the collector and a
-`fieldwatch diag run` both hear the same result, exactly one of them records it.
+`fieldwatch diag run` both hear the same result, exactly one of them records it. A result is
+bound to the device the request went to: another device that learnt the id cannot answer it.
 """
 
 from __future__ import annotations
@@ -109,10 +110,16 @@ class DiagStore:
     def complete(self, res: wire.DiagResult, now: float) -> dict[str, Any] | None:
         """Record a result; returns its request row (with `unsolicited` when no collector sent
         it), or None when it was already recorded. Refusals of requests nobody here sent are
-        still put on the named ticket of that device: someone tried something."""
+        still put on the named ticket of that device: someone tried something. Raises
+        DiagnosticRefused (`device_mismatch`) for a result from a device other than the one
+        asked, recording nothing: the request still waits for its device's answer."""
         data = msgspec.to_builtins(res)
         with self.engine.begin() as conn:
             row = conn.execute(sa.select(requests).where(requests.c.id == res.id)).first()
+            if row is not None and (row.site, row.device) != (res.site, res.device):
+                raise DiagnosticRefused("device_mismatch", (
+                    f"{res.site}/{res.device} answered request {res.id} "
+                    f"sent to {row.site}/{row.device}"))
             if row is not None:
                 done = conn.execute(requests.update().where(
                     requests.c.id == res.id, requests.c.status == "sent").values(

@@ -5,12 +5,17 @@ while the mail server is down.
 `message` is pure (change → EmailMessage); `Email.deliver` is the smtplib shell, mapping SMTP
 failures at the boundary: connection problems and 4xx replies → DeskUnavailable, 5xx replies →
 DeskRejected.
+
+Every header value goes through `header_value`: titles are rendered from device-supplied labels,
+and a line break in a header would end it and start another (the email package refuses it with a
+ValueError; a looser library would let a device add a `Bcc:`).
 """
 
 from __future__ import annotations
 
 import smtplib
 import ssl
+import unicodedata
 from collections.abc import Mapping, Sequence
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -18,6 +23,21 @@ from email.utils import formatdate
 from fieldwatch.collector.desks.model import Change, Receipt
 
 from fieldwatch.errors import DeskRejected, DeskUnavailable
+
+HEADER_MAX = 900  # characters; RFC 5322 caps a line at 998 and the policy folds longer ones
+
+
+def header_value(text: str, limit: int = HEADER_MAX) -> str:
+    """`text` as one header line: line breaks and other whitespace (U+2028 too) fold to one
+    space, control characters and lone surrogates go, and it is cut at `limit`."""
+    kept = []
+    for ch in text:
+        cat = unicodedata.category(ch)
+        if ch.isspace() or cat in ("Zl", "Zp"):
+            kept.append(" ")
+        elif cat not in ("Cc", "Cs"):
+            kept.append(ch)
+    return " ".join("".join(kept).split())[:limit]
 
 
 def recipients(change: Change, team_addresses: Mapping[str, Sequence[str]],
@@ -42,11 +62,11 @@ def message(change: Change, sender: str, to: Sequence[str]) -> EmailMessage:
     msg = EmailMessage()
     kind = "Escalation" if change.action == "escalate" else {
         "open": "New ticket"}.get(change.action, f"Ticket {change.action}")
-    msg["Subject"] = f"[{t.get('severity', '')}] {kind}: {change.title}"
-    msg["From"] = sender
-    msg["To"] = ", ".join(to)
-    msg["Message-ID"] = f"<{change.key}@fieldwatch>"  # lets mail systems drop a resend
-    msg["X-Fieldwatch-Ticket"] = change.reference
+    msg["Subject"] = header_value(f"[{t.get('severity', '')}] {kind}: {change.title}")
+    msg["From"] = header_value(sender)
+    msg["To"] = ", ".join(header_value(a) for a in to)
+    msg["Message-ID"] = header_value(f"<{change.key}@fieldwatch>")  # mail systems drop resends
+    msg["X-Fieldwatch-Ticket"] = header_value(change.reference)
     at = change.event.get("at") or t.get("opened_at")
     if at is not None:
         msg["Date"] = formatdate(float(at), usegmt=True)

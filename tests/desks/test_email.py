@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import re
 import ssl
+import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -19,9 +22,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from fieldwatch.collector.notify.email import Email, message, recipients
+from fieldwatch.collector import outbox
+from fieldwatch.collector.alerts import TicketChange
+from fieldwatch.collector.desks.config import EmailDesk, RetryPolicy
+from fieldwatch.collector.notify.email import Email, header_value, message, recipients
+from fieldwatch.collector.rules.templates import render
+from fieldwatch.collector.store.store import BatchWrite, Store
 
 from fieldwatch.broker import free_port
+from fieldwatch.clock import FakeClock
 from fieldwatch.errors import DeskRejected, DeskUnavailable
 from tests.desks.kits import change
 
@@ -156,3 +165,75 @@ def test_recipients_and_message_are_pure() -> None:
     assert recipients(no_team, TEAMS, ["d@x"]) == ["d@x"]
     msg = message(change("resolve", 5), "fw@x", ["a@x"])
     assert msg["Subject"].startswith("[P1] Ticket resolve:") and "step 5" in msg.get_content()
+
+
+# -- a ticket title carrying a line break (issue 19 item 4) -----------------------------------
+
+def _ticket(store: Store, fp: str, title: str) -> None:
+    store.write(BatchWrite(changes=[TicketChange(
+        kind="fire", fingerprint=fp, rule="disk_full", site="plant", device=f"dev-{fp}",
+        labels={}, severity="P1", title=title, description="disk nearly full", team="hardware",
+        value=93.0, first_ts=1.0, last_ts=1.0)]), 1.0)
+
+
+def _settled(store: Store) -> bool:
+    return "pending" not in outbox.Queue(store.engine).counts().get("mail", {})
+
+
+def test_a_line_break_in_a_title_neither_jams_the_outbox_nor_resends_other_mail(
+        smtp: tuple[Mailbox, int, Path], store: Store) -> None:
+    box, port, cert = smtp
+    outbox.register_desks(store.engine, "fw", [EmailDesk(type="email", name="mail",
+                                                         host="127.0.0.1")], 0.0)
+    # the title comes from a device-supplied label rendered into the rule's template
+    mount = "/data\r\nBcc: victim@example.com\n\x07\x1b[31m"
+    titles = {"a": "Disk / on dev-a at 93%",
+              "b": render("Disk {labels.mount} on {device} at {value:.0f}%",
+                          {"device": "dev-b", "value": 93.0}, {"mount": mount}),
+              "c": "Disk / on dev-c at 93%", "d": "Disk / on dev-d at 93%"}
+    assert "\r\n" in titles["b"]
+    for fp, title in titles.items():  # queued together: one round of the worker takes them all
+        _ticket(store, fp, title)
+    worker = outbox.Worker(store.engine, {"mail": email(port, cert)}, FakeClock(10.0),
+                           RetryPolicy(), concurrency=4, poll=0.05)
+    worker.start()
+    try:  # bounded: before the fix the round never settles and the others are sent again
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not (_settled(store) and len(box.received) >= 4):
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+    by_id = Counter(str(m["Message-ID"]) for _, m, _, _ in box.received)
+    assert sorted(by_id.values()) == [1, 1, 1, 1], by_id  # every mail exactly once
+    [(rcpts, bad, _, _)] = [r for r in box.received if "dev-b" in str(r[1]["Subject"])]
+    assert rcpts == TEAMS["hardware"]  # no header smuggled in: no extra recipient
+    assert bad["Bcc"] is None
+    subject = re.sub(r"\r?\n(?=[ \t])", "", str(bad["Subject"]))  # unfold (RFC 5322 2.2.3)
+    assert subject == "[P1] New ticket: [fw-2] Disk /data Bcc: victim@example.com [31m on " \
+                      "dev-b at 93%"
+    assert outbox.Queue(store.engine).counts() == {"mail": {"delivered": 4}}
+
+
+@pytest.mark.parametrize(("raw", "clean"), [
+    ("Disk /\r\nBcc: x@example.com", "Disk / Bcc: x@example.com"),
+    ("a\nb\rc\td", "a b c d"),
+    ("nul\x00 esc\x1b[0m bell\x07 del\x7f", "nul esc[0m bell del"),
+    ("line\u2028sep\u2029par\x85nel", "line sep par nel"),
+    ("  many   spaces  ", "many spaces"),
+    ("lone \ud800 surrogate", "lone surrogate"),
+    ("Pumpe Ölstand ⚠", "Pumpe Ölstand ⚠"),
+])
+def test_header_values_are_one_line_without_control_characters(raw: str, clean: str) -> None:
+    assert header_value(raw) == clean
+    assert len(header_value("x" * 5000)) == 900
+
+
+def test_message_headers_are_sanitised_whatever_the_change_carries() -> None:
+    ch = change("open", 1)
+    ch = type(ch)(**{**ch.__dict__, "reference": "fw-7\r\nX-Evil: 1",
+                     "ticket": {**ch.ticket, "title": "t\nBcc: a@x", "severity": "P1\r"}})
+    msg = message(ch, "fw@x\n", ["a@x\r\nBcc: b@x"])
+    assert msg["Subject"] == "[P1 ] New ticket: [fw-7 X-Evil: 1] t Bcc: a@x"
+    assert msg["X-Evil"] is None and msg["Bcc"] is None
+    assert msg["To"].addresses[0].addr_spec == "a@x" and len(msg["To"].addresses) == 1
+    assert msg["From"] == "fw@x"

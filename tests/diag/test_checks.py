@@ -36,7 +36,9 @@ def make(tmp_path: Path, clock: FakeClock) -> Iterator[Any]:
         h = DiagHandler(c, "pump-01", "plant", tmp_path / f"state{len(made)}", clock,
                         signing.trusted(c.trusted_keys))
         made.append(h)
-        return h.handle(wire.encode_diag(request(check, clock.now(), key, args=args)))
+        res = h.handle(wire.encode_diag(request(check, clock.now(), key, args=args)))
+        assert res is not None
+        return res
 
     yield run
     for h in made:

@@ -38,3 +38,13 @@ def test_the_commented_example_validates() -> None:
 def test_unsafe_configs_are_refused(cfg: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         convert(DiagConfig, cfg)
+
+
+def test_the_audit_log_bounds_have_documented_defaults_and_limits() -> None:
+    cfg = convert(DiagConfig, {})
+    assert (cfg.audit_max_bytes, cfg.audit_keep) == (10 * 2**20, 5)
+    example = convert(DiagConfig, {"audit_max_bytes": 4096, "audit_keep": 100})
+    assert (example.audit_max_bytes, example.audit_keep) == (4096, 100)
+    for bad in ({"audit_max_bytes": 100}, {"audit_keep": 0}, {"audit_keep": 101}):
+        with pytest.raises(ConfigError, match="audit_"):
+            convert(DiagConfig, bad)

@@ -215,3 +215,21 @@ def test_checklist_from_inventory_metrics_history_and_results() -> None:
     assert "restart_service failed" in text and "top_processes" not in text
     assert "3 earlier ticket(s)" in text and "hot ×2" in text
     assert checklist({"ticket": facts["ticket"]})[0].startswith("Go to site plant")
+
+
+def test_a_result_binds_to_the_device_and_site_asked(setup) -> None:  # type: ignore[no-untyped-def]
+    d, diag, tid, sent, store = setup
+    req = d.send("plant", "pump-01", "top_processes", ticket=tid)
+    for site, device in [("plant", "pump-02"), ("depot", "pump-01")]:
+        forged = wire.DiagResult(device=device, site=site, id=req.id, check=req.check,
+                                 status="ok", ts=1.0, output="forged", ticket=tid)
+        assert d.take_result(wire.topic(site, device, "diag/res"),
+                             wire.encode_diag(forged)) is None
+        with pytest.raises(DiagnosticRefused, match="device_mismatch"):
+            diag.complete(forged, 2.0)
+    assert d.stats.get("diag_rejected_total", "device_mismatch") == 2
+    assert [r["status"] for r in diag.requests_of(tid)] == ["sent"]
+    row = d.take_result("fieldwatch/v1/plant/pump-01/diag/res", result(req, output="real"))
+    assert row is not None and row["status"] == "ok"
+    [ev] = [e for e in store.timeline(tid) if e["kind"] == "diag_result"]
+    assert ev["data"]["output"] == "real"
