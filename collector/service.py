@@ -70,6 +70,7 @@ class Ticker:
         self.stats.inc("sla_escalations_total", n=len(r.escalated))
         self.stats.inc("notifications_sent_total", n=r.notified)
         self.stats.inc("notifications_failed_total", n=r.notify_failed)
+        self.stats.inc("sla_clock_errors_total", n=len(r.skipped))
 
 
 class Collector:
