@@ -208,8 +208,10 @@ def make_app(desk: ServiceDesk | Store, stats: Stats,
         return PlainTextResponse(stats.prometheus())
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, Any]:
-        return {"status": "ok", **(health() if health else {})}
+    def healthz() -> JSONResponse:
+        """200 while `status` is ok or degraded, 503 when failing (store/health.py)."""
+        body = {"status": "ok", **(health() if health else {})}
+        return JSONResponse(body, status_code=503 if body["status"] == "failing" else 200)
 
     @app.get("/", include_in_schema=False)
     def index() -> HTMLResponse:

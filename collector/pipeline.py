@@ -4,6 +4,8 @@
 benchmarks drive; `Worker` is the thread that feeds it from the ingest queue, ticks the rule
 engine's clock (absence, offline, silences ending), swaps in reloaded rules between batches and
 records muted alerts (silenced, or explained by a parent's outage) instead of ticketing them.
+A batch the store refuses is retried or split by store/writer.py; `snapshot` is what /healthz
+reads (store/health.py).
 """
 
 from __future__ import annotations
@@ -21,8 +23,12 @@ from fieldwatch.collector.rules.engine import Engine, EngineState, Transition
 from fieldwatch.collector.rules.model import Silence
 from fieldwatch.collector.sequence import SeqState, observe
 from fieldwatch.collector.stats import Stats
+from fieldwatch.collector.store.deadletter import DeadLetters
+from fieldwatch.collector.store.health import Observed
+from fieldwatch.collector.store.parts import BatchParts
 from fieldwatch.collector.store.silences import SilenceStore
 from fieldwatch.collector.store.store import BatchWrite, DeviceSeen, RawMessage, Store
+from fieldwatch.collector.store.writer import Writer, Written
 
 from fieldwatch import wire
 from fieldwatch.clock import Clock
@@ -53,7 +59,7 @@ def prepare_all(items: Sequence[Received], engine: Engine, state: EngineState,
     sequences = {} if sequences is None else sequences
     batch = BatchWrite()
     transitions: list[Transition] = []
-    for item in items:
+    for index, item in enumerate(items):
         msg = item.message
         key = (msg.site, msg.device)
         seen = batch.devices.get(key)
@@ -72,6 +78,7 @@ def prepare_all(items: Sequence[Received], engine: Engine, state: EngineState,
             seen.agent = msg.agent
             batch.raw.append(RawMessage(msg.site, msg.device, "metrics", msg.seq, msg.ts,
                                         item.received_at, item.payload))
+            batch.raw_items.append(index)
             continue
         engine.observe(state, msg, item.received_at, transitions)
         if isinstance(msg, wire.Status):
@@ -82,6 +89,7 @@ def prepare_all(items: Sequence[Received], engine: Engine, state: EngineState,
         elif isinstance(msg, wire.Event):
             batch.raw.append(RawMessage(msg.site, msg.device, "event", msg.seq, msg.ts,
                                         item.received_at, item.payload))
+            batch.raw_items.append(index)
     batch.changes, muted = split_muted(plan(transitions))
     return batch, muted
 
@@ -120,6 +128,9 @@ class Worker:
         self._last_tick = -float("inf")
         self._last_silences = -float("inf")
         self._stop = threading.Event()
+        self.writer = Writer(store, DeadLetters(store.engine), clock, stats, self._stop)
+        self._last_take = clock.now()
+        self._holding: tuple[int, float | None] = (0, None)  # the batch being stored: n, oldest
         self._thread = threading.Thread(target=self._run, name="fieldwatch-worker", daemon=True)
 
     @property
@@ -153,6 +164,7 @@ class Worker:
     def _take(self) -> list[Received]:
         """Group commit: whatever queued while the last batch was written goes in the next one,
         so an idle collector writes at once and a busy one writes big batches by itself."""
+        self._last_take = self.clock.now()
         try:
             items = [self.source.get(timeout=0.2)]
         except queue.Empty:
@@ -198,41 +210,72 @@ class Worker:
         connected = self.connected() if self.connected is not None else None
         changes, muted = split_muted(plan(self.engine.tick(self.state, now, connected)))
         if changes or muted:
-            self._write(BatchWrite(changes=changes), muted, 0)
+            self._write(BatchWrite(changes=changes), muted)
 
     def process(self, items: Sequence[Received]) -> None:
         batch, muted = prepare_all(items, self.engine, self.state, self.sequences)
-        if self._write(batch, muted, len(items)):
-            self.stats.inc("stored_total", n=len(items))
-            self.stats.inc("samples_total", n=sum(len(i.message.samples) for i in items
-                                                  if isinstance(i.message, wire.Metrics)))
+        self._holding = (len(items), min((i.received_at for i in items), default=None))
+        try:
+            written = self._write(batch, muted, items)
+        finally:
+            self._holding = (0, None)
+        gone = set(written.dead) | set(written.lost)
+        stored = [item for i, item in enumerate(items) if i not in gone]
+        self.stats.inc("stored_total", n=len(stored))
+        self.stats.inc("samples_total", n=sum(len(i.message.samples) for i in stored
+                                              if isinstance(i.message, wire.Metrics)))
+        lost = [u for u in written.lost if u < len(items)]
+        if lost:
+            self.stats.inc("lost_messages_total", n=len(lost))
+            log.error("stopping with %d messages unstored", len(lost))
+        self._forget_sequences({(items[u].message.site, items[u].message.device)
+                                for u in written.dead if u < len(items)
+                                and isinstance(items[u].message, wire.Metrics)})
 
-    def _write(self, batch: BatchWrite, muted: list[TicketChange], n_items: int) -> bool:
-        delay = 0.5
-        while True:
-            try:
-                opened = self.store.write(batch, self.clock.now())
-                break
-            except Exception:  # noqa: BLE001 - any store failure: keep the batch, retry
-                # Holding the batch stops the queue draining, which backs up to the broker
-                # (QoS 1): data waits instead of being dropped.
-                self.stats.inc("store_errors_total")
-                log.exception("could not store a batch of %d messages; retrying in %.1fs",
-                              n_items, delay)
-                if self._stop.wait(delay):
-                    self.stats.inc("lost_messages_total", n=n_items)
-                    log.error("stopping with %d messages unstored", n_items)
-                    return False
-                delay = min(delay * 2, 30.0)
+    def _forget_sequences(self, keys: set[tuple[str, str]]) -> None:
+        """Undo what set-aside metrics did to their devices' sequence accounting (a seq of
+        2**63 would make every later message a duplicate): back to what the store holds."""
+        if not keys:
+            return
+        try:
+            stored = self.store.sequence_states(keys)
+        except Exception:  # noqa: BLE001 - e.g. the key itself is unstorable: start afresh
+            log.warning("could not reread the sequence state of %d devices; starting it afresh",
+                        len(keys), exc_info=True)
+            stored = {}
+        for key in keys:
+            if key in stored:
+                self.sequences[key] = stored[key]
+            else:
+                self.sequences.pop(key, None)
+
+    def _write(self, batch: BatchWrite, muted: list[TicketChange],
+               items: Sequence[Received] = ()) -> Written:
+        written = self.writer.write(batch, BatchParts(batch, items))
+        opened = written.opened
         if opened:
             self.stats.inc("tickets_opened_total", n=len(opened))
             log.info("opened tickets %s", opened)
             if self.on_opened is not None:
                 self.on_opened(opened)
-        if muted and self.silences is not None:
+        if muted and self.silences is not None and not written.lost:
             try:
                 self.stats.inc("muted_alerts_total", n=self.silences.record_muted(muted))
             except Exception:  # noqa: BLE001 - the record is secondary to the tickets
                 self.stats.inc("muted_record_errors_total")
                 log.exception("could not record %d muted alerts", len(muted))
-        return True
+        return written
+
+    # -- what /healthz reads (store/health.py) ------------------------------------------------
+
+    def snapshot(self, now: float) -> Observed:
+        """The worker's state as health.assess reads it; safe from any thread."""
+        n, since = self._holding
+        failing = self.writer.failing_since
+        return Observed(
+            started=self._thread.ident is not None, worker_alive=self._thread.is_alive(),
+            queue_depth=self.source.qsize(), queue_max=getattr(self.source, "maxsize", 0),
+            holding=n, oldest_unstored_age=0.0 if since is None else max(0.0, now - since),
+            since_last_take=max(0.0, now - self._last_take),
+            retrying_for=None if failing is None else max(0.0, now - failing),
+            store_error=self.writer.last_error if failing is not None else "")

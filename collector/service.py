@@ -9,6 +9,7 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import UTC
 from typing import Any
 
@@ -29,6 +30,7 @@ from fieldwatch.collector.rules.reload import RuleReloader
 from fieldwatch.collector.service_desk import ServiceDesk
 from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.db import db_url, open_engine
+from fieldwatch.collector.store.health import Health, Limits, Observed, assess
 from fieldwatch.collector.store.silences import SilenceStore
 from fieldwatch.collector.store.store import Store
 from fieldwatch.collector.tickets.config import load_desk
@@ -37,6 +39,8 @@ from fieldwatch.clock import Clock, SystemClock
 from fieldwatch.errors import RuleError
 
 log = logging.getLogger(__name__)
+
+_STATES = ("ok", "degraded", "failing")  # the health_state gauge: 0, 1, 2
 
 
 class Ticker:
@@ -70,6 +74,7 @@ class Ticker:
         self.stats.inc("sla_escalations_total", n=len(r.escalated))
         self.stats.inc("notifications_sent_total", n=r.notified)
         self.stats.inc("notifications_failed_total", n=r.notify_failed)
+        self.stats.inc("sla_clock_errors_total", n=len(r.skipped))
 
 
 class Collector:
@@ -95,6 +100,13 @@ class Collector:
                              self.stats, cfg.batch_max, cfg.batch_wait,
                              on_opened=self.diag.on_tickets_opened if self.diag else None,
                              connected=self._connected, silences=self.silences)
+        self.health_limits = Limits()  # when /healthz says degraded or failing (store/health.py)
+        for name, read in (("queue_depth", self.queue.qsize),
+                           ("oldest_unstored_age_seconds",
+                            lambda: self.observed().oldest_unstored_age),
+                           ("store_retry_seconds", lambda: self.observed().retrying_for or 0.0),
+                           ("health_state", lambda: _STATES.index(self.assess().state))):
+            self.stats.gauge(name, read)
         self.ingest = MqttIngest(cfg.broker, cfg.client_id, self.queue, self.stats, self.clock,
                                  cfg.max_message_bytes,
                                  handlers={RES_TOPIC: self.diag.on_message} if self.diag else None)
@@ -125,12 +137,27 @@ class Collector:
         return list(routes(self.store, self.cfg.integrations, self.clock, self.stats,
                            tokens or self.cfg.desk.api_tokens))
 
+    def observed(self) -> Observed:
+        return replace(self.worker.snapshot(self.clock.now()), mqtt_connected=self._connected())
+
+    def assess(self) -> Health:
+        return assess(self.observed(), self.health_limits)
+
     def health(self) -> dict[str, object]:
+        """/healthz: `status` ok | degraded | failing (503) with `reasons`, and the figures."""
         err = self.reloader.error
-        return {"mqtt_connected": self.ingest.connected.is_set(), "queued": self.queue.qsize(),
+        seen = self.observed()
+        return {**assess(seen, self.health_limits).as_json(),
+                "mqtt_connected": seen.mqtt_connected, "queued": seen.queue_depth,
                 "rules": len(self.ruleset.rules),
                 "rules_error": [str(p) for p in err.problems] if err else None,
-                "silences": len(self.worker.engine.silences)}
+                "silences": len(self.worker.engine.silences),
+                "worker_alive": seen.worker_alive,
+                "oldest_unstored_age_s": round(seen.oldest_unstored_age, 3),
+                "store_retrying_s": None if seen.retrying_for is None
+                else round(seen.retrying_for, 3),
+                "store_error": seen.store_error or None,
+                "dead_letter_total": self.stats.total("dead_letter_total")}
 
     def start(self) -> None:
         log.info("collector: %d rules, store %s", len(self.ruleset.rules),

@@ -8,6 +8,7 @@ notifications only after the step is committed.
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -16,7 +17,7 @@ import sqlalchemy as sa
 from fieldwatch.collector import kpi
 from fieldwatch.collector.notifier import Notification, Notifier
 from fieldwatch.collector.outbox import external_tickets
-from fieldwatch.collector.sla.clocks import clocks, due_steps
+from fieldwatch.collector.sla.clocks import ClockView, clocks, due_steps
 from fieldwatch.collector.sla.policy import PRIORITIES
 from fieldwatch.collector.store.store import Store, device_type_of
 from fieldwatch.collector.tickets.actions import plan_action
@@ -39,19 +40,41 @@ class TickResult:
     escalated: list[tuple[int, str]] = field(default_factory=list)
     notified: int = 0
     notify_failed: int = 0
+    skipped: list[int] = field(default_factory=list)  # open tickets whose clocks can't run
 
 
 class ServiceDesk:
     def __init__(self, store: Store, clock: Clock, notifier: Notifier | None = None) -> None:
         self.store, self.clock, self.notifier = store, clock, notifier
         self.policy = store.policy
+        self._bad_clocks: set[int] = set()  # tickets whose clocks failed: logged once
 
     # -- reading ------------------------------------------------------------------------------
 
+    def clocks(self, t: dict[str, Any], now: float) -> dict[str, ClockView] | None:
+        """The ticket's SLA clocks, or None when its stored times defeat them (a timestamp of
+        1e300 or NaN, a span beyond the calendar's reach): that ticket shows no clocks and
+        escalates no more, logged once; every other ticket is unaffected."""
+        try:
+            views = clocks(self.policy.sla, t.get("sla_priority") or t["severity"],
+                           t["opened_at"], t.get("acknowledged_at"), t.get("resolved_at"),
+                           t.get("pauses") or [], now)
+            if all(math.isfinite(x) for v in views.values()
+                   for x in (v.elapsed, v.percent, v.due or 0.0)):
+                return views
+            problem = "a time out of range"
+        except (ArithmeticError, ValueError, OSError, TypeError) as exc:
+            problem = str(exc)
+        if t["id"] not in self._bad_clocks:
+            self._bad_clocks.add(t["id"])
+            log.warning("ticket %s: SLA clocks cannot be computed from its stored times (%s); "
+                        "it is listed without them and not escalated", t["id"], problem)
+        return None
+
     def sla(self, t: dict[str, Any], now: float) -> dict[str, Any]:
-        views = clocks(self.policy.sla, t.get("sla_priority") or t["severity"], t["opened_at"],
-                       t.get("acknowledged_at"), t.get("resolved_at"), t.get("pauses") or [],
-                       now)
+        views = self.clocks(t, now)
+        if views is None:
+            return {}
         out = {}
         for name, v in views.items():
             d = v.as_json()
@@ -188,9 +211,10 @@ class ServiceDesk:
             fired = self.store.fired_steps(conn, [t["id"] for t in live])
         sends = []
         for t in live:
-            views = clocks(self.policy.sla, t.get("sla_priority") or t["severity"],
-                           t["opened_at"], t.get("acknowledged_at"), t.get("resolved_at"),
-                           t.get("pauses") or [], now)
+            views = self.clocks(t, now)
+            if views is None:
+                result.skipped.append(t["id"])
+                continue
             for step in due_steps(steps, views, fired[t["id"]]):
                 n = self._fire_step(t, step, views[step.clock].percent, now)
                 if n is not None:

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
 
 def iso(ts: float | None) -> str | None:
-    """Epoch seconds → RFC 3339 UTC with milliseconds, or None."""
+    """Epoch seconds → RFC 3339 UTC with milliseconds, or None — also for a time no date can
+    show (NaN, 1e300: a stored row must not break every listing that contains it)."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z")
+    try:
+        return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace(
+            "+00:00", "Z")
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
+def finite(x: float | None) -> float | None:
+    """x, or None for NaN and infinities (JSON has no such numbers; strict encoders refuse)."""
+    return x if x is None or math.isfinite(x) else None
 
 
 TICKET_FIELDS = ("id", "rule", "site", "device", "labels", "severity", "state", "title",
@@ -25,6 +35,7 @@ TICKET_TIMES = ("opened_at", "updated_at", "resolved_at", "last_seen", "acknowle
 
 def ticket_json(row: dict[str, Any]) -> dict[str, Any]:
     out = {k: row.get(k) for k in TICKET_FIELDS}
+    out["last_value"] = finite(out["last_value"])
     out.update({k: iso(row.get(k)) for k in TICKET_TIMES})
     out["priority"] = out["priority"] or out["severity"]
     out["waiting"] = row.get("waiting_since") is not None

@@ -220,3 +220,20 @@ alertmanager_seen = sa.Table(
     sa.Column("status", sa.String(16), primary_key=True),
     sa.Column("seen_at", sa.Float, nullable=False, index=True),
 )
+
+# Messages and ticket changes the store refused as data (a value out of range, ...): set aside
+# by the worker so the rest of their batch is stored (collector/store/deadletter.py).
+dead_letters = sa.Table(
+    "dead_letters", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.Float, nullable=False),  # when it was set aside (collector clock)
+    sa.Column("received_at", sa.Float),  # when the collector received it (None: a change)
+    sa.Column("topic", sa.Text, nullable=False),  # "" for a ticket change
+    sa.Column("site", sa.Text, nullable=False),  # Text, not String(128): may be what was wrong
+    sa.Column("device", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # metrics | status | event | ... | ticket
+    sa.Column("payload", sa.LargeBinary, nullable=False),  # as received (a change: its JSON)
+    sa.Column("error", sa.String(64), nullable=False),  # the exception's class
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Index("ix_dead_letters_at", "at"),
+)

@@ -65,6 +65,7 @@ class RawMessage:
 @dataclass
 class BatchWrite:
     raw: list[RawMessage] = field(default_factory=list)
+    raw_items: list[int] = field(default_factory=list)  # per raw row: its item in the batch
     devices: dict[tuple[str, str], DeviceSeen] = field(default_factory=dict)
     changes: list[TicketChange] = field(default_factory=list)
 
@@ -100,6 +101,15 @@ class Store:
             if batch.devices:
                 self._upsert_devices(conn, batch.devices.values())
             return self._apply(conn, batch.changes, now)
+
+    def probe(self) -> None:
+        """A known-good write of what `write` writes, rolled back: raises if the store cannot
+        take rows at all (failures.py asks this when it cannot tell whose fault a failure is)."""
+        with self.engine.connect() as conn, conn.begin() as tx:
+            conn.execute(messages.insert(), [RawMessage("~probe", "~probe", "metrics", 1, 0.0,
+                                                        0.0, b"{}").__dict__])
+            self._upsert_devices(conn, [DeviceSeen("~probe", "~probe", 0.0, 0.0)])
+            tx.rollback()
 
     def _upsert_devices(self, conn: sa.Connection, seen: Iterable[DeviceSeen]) -> None:
         """One executemany for all devices of the batch; fields a message did not carry
@@ -499,10 +509,14 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
-    def sequence_states(self) -> dict[tuple[str, str], SeqState]:
-        """Every device's sequence accounting, for a collector (re)starting."""
+    def sequence_states(self, only: Iterable[tuple[str, str]] | None = None
+                        ) -> dict[tuple[str, str], SeqState]:
+        """Every device's sequence accounting (or `only` these devices'), for a collector
+        (re)starting or a worker undoing what a message it set aside did to it."""
         q = sa.select(devices.c.site, devices.c.device, devices.c.last_seq, devices.c.last_seen,
                       *(getattr(devices.c, c) for c in _SEQ_COLUMNS))
+        if only is not None:
+            q = q.where(sa.tuple_(devices.c.site, devices.c.device).in_(list(only)))
         with self.engine.connect() as conn:
             return {(r.site, r.device): SeqState.from_columns(dict(r._mapping))
                     for r in conn.execute(q)}

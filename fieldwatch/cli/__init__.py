@@ -15,6 +15,7 @@ from fieldwatch import __version__
 from fieldwatch.cli import (
     agent,
     collector,
+    deadletter,
     devices,
     diag,
     outbox,
@@ -27,7 +28,8 @@ from fieldwatch.cli import (
 )
 from fieldwatch.errors import ConfigError, FieldwatchError, LocatedError
 
-GROUPS = (up, agent, collector, tickets, devices, rules, diag, snmp, silences, outbox, report)
+GROUPS = (up, agent, collector, tickets, devices, rules, diag, snmp, silences, outbox, report,
+          deadletter)
 
 
 def build_parser() -> argparse.ArgumentParser:
