@@ -94,3 +94,15 @@ def test_desk_errors_show_the_path_without_its_key() -> None:
     assert str(info.value) == "POST hooks.example/services/***: 404 no such hook"
     assert isinstance(info.value, DeskError)
 
+
+def test_alertmanager_generator_url_is_shown_redacted() -> None:
+    from fieldwatch.collector.desks import alertmanager as am
+    from fieldwatch.collector.desks.config import AlertmanagerConfig
+
+    from tests.desks.test_alertmanager import alert, payload
+
+    a = alert("1f")
+    a["generatorURL"] = f"http://admin:{SECRET}@prometheus:9090/graph?g0.expr=up&token={SECRET}"
+    [parsed] = am.parse(payload(a))
+    description = am.change(parsed, AlertmanagerConfig()).description
+    assert SECRET not in description and "http://***@prometheus:9090/graph" in description
