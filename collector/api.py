@@ -1,6 +1,7 @@
 """The HTTP API (JSON, OpenAPI at /api/v1/openapi.json, bearer-token auth) and the web page,
 served by the collector and by `fieldwatch up`. Every route calls the ServiceDesk, as the CLI
 does; errors map to 401 / 404 / 409 / 422 with a `detail` message, never a 5xx for bad input.
+Every request first passes HttpGuard (api_guard.py): body size, JSON only, same origin.
 """
 
 
@@ -16,6 +17,7 @@ import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fieldwatch.collector.api_guard import MAX_BODY, HttpGuard
 from fieldwatch.collector.api_silences import silence_routes
 from fieldwatch.collector.diag.api import routes as diag_routes
 from fieldwatch.collector.service_desk import ServiceDesk
@@ -101,8 +103,10 @@ assert set(CLOSE_REASONS) == {"fixed", "verified", "wont_fix", "duplicate"}
 
 def make_app(desk: ServiceDesk | Store, stats: Stats,
              health: Callable[[], dict[str, object]] | None = None,
-             tokens: Callable[[], frozenset[str]] = frozenset) -> FastAPI:
+             tokens: Callable[[], frozenset[str]] = frozenset,
+             max_body: int = MAX_BODY) -> FastAPI:
     """The app; `tokens` is asked on each request, so a rotated token works without restart.
+    Routes added later (`desks.routes.add_routes`) are behind the same HttpGuard.
 
     Given a bare Store (older callers), the desk runs on the system clock.
     """
@@ -124,6 +128,7 @@ def make_app(desk: ServiceDesk | Store, stats: Stats,
 
     app = FastAPI(title="fieldwatch service desk", version="1",
                   openapi_url="/api/v1/openapi.json", docs_url=None, redoc_url=None)
+    app.add_middleware(HttpGuard, max_body=max_body, stats=stats)  # before any route or auth
     api: list[Any] = [Depends(auth)]
 
     @app.exception_handler(TicketError)

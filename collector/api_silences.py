@@ -71,7 +71,7 @@ def silence_routes(engine: sa.Engine, tokens: Tokens, clock: Clock | None = None
             if not isinstance(author, str) or not isinstance(reason, str):
                 raise FieldwatchError("author and reason: expected strings")
             sid = silences.add(matchers, starts, ends, author, reason, now)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError):  # not JSON, or not text at all
             return JSONResponse({"error": "body is not JSON"}, status_code=400)
         except FieldwatchError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)

@@ -2,6 +2,8 @@
 
 Like the desk adapters (STYLE §4): a pure request builder, an injected `httpx.Client`, and
 httpx errors mapped at this boundary into DeskUnavailable (retry) / DeskRejected (give up).
+Messages show the URL redacted (`redact_url`): they reach the log and the ticket timeline, and
+a webhook URL often carries its secret.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any, Protocol
 import httpx
 
 from fieldwatch.errors import DeskRejected, DeskUnavailable
+from fieldwatch.redact import redact_in, redact_url
 
 
 @dataclass(frozen=True)
@@ -54,11 +57,14 @@ class WebhookNotifier:
         url = n.url or self.default_url
         if not url:
             raise DeskRejected("no webhook configured for this team (desk.webhook)")
+        shown = redact_url(url)
         try:
             resp = self.client.send(webhook_request(n, url))
         except httpx.HTTPError as exc:
-            raise DeskUnavailable(f"webhook {url}: {type(exc).__name__}: {exc}") from None
+            raise DeskUnavailable(f"webhook {shown}: {type(exc).__name__}: "
+                                  f"{redact_in(str(exc), url)}") from None
         if resp.status_code == 429 or resp.status_code >= 500:
-            raise DeskUnavailable(f"webhook {url}: HTTP {resp.status_code}")
+            raise DeskUnavailable(f"webhook {shown}: HTTP {resp.status_code}")
         if resp.status_code >= 400:
-            raise DeskRejected(f"webhook {url}: HTTP {resp.status_code}: {resp.text[:200]}")
+            raise DeskRejected(f"webhook {shown}: HTTP {resp.status_code}: "
+                               f"{redact_in(resp.text[:200], url)}")

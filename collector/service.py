@@ -131,7 +131,8 @@ class Collector:
 
     def integration_routes(self, tokens: Callable[[], Iterable[str]] | None = None
                            ) -> list[object]:
-        """Alertmanager in and the outbox API (behind the API's bearer tokens), for the app."""
+        """Alertmanager in (behind its own token) and the outbox API (behind the API's bearer
+        tokens), for the app."""
         from fieldwatch.collector.desks.routes import routes
 
         return list(routes(self.store, self.cfg.integrations, self.clock, self.stats,

@@ -154,14 +154,25 @@ class RetryPolicy(StrictModel):
 
 
 class AlertmanagerConfig(StrictModel):
+    """The intake at /api/v1/alertmanager. It has its own bearer token (`fieldwatch up` makes
+    one); without one configured it refuses everyone, unless `auth: none` says to take
+    anyone's alerts — unsafe, for a listener only Alertmanager can reach."""
+
     enabled: bool = True
+    auth: Literal["token", "none"] = "token"
     token: Secret | None = None  # bearer token Alertmanager must send (http_config.authorization)
     site: str = "prometheus"  # site of tickets whose alert has no `site` label
     device_labels: list[str] = ["device", "instance", "job"]  # first present names the device
     severity: dict[str, Literal["P1", "P2", "P3"]] = {
         "critical": "P1", "page": "P1", "error": "P2", "warning": "P2", "info": "P3"}
     default_severity: Literal["P1", "P2", "P3"] = "P3"
-    keep_seen: Duration = 30 * 86400.0  # how long delivery keys are kept for deduplication
+    keep_seen: Duration = 30 * 86400.0  # how long the delivery log is kept
+
+    @model_validator(mode="after")
+    def _token_or_none(self) -> AlertmanagerConfig:
+        if self.auth == "none" and self.token is not None:
+            raise ValueError("auth: none takes no token (drop one of them)")
+        return self
 
 
 class IntegrationsConfig(StrictModel):

@@ -5,8 +5,8 @@
     429                                         → DeskUnavailable(retry_after=Retry-After)
     5xx                                         → DeskUnavailable(unclear=True)
     other 4xx                                   → DeskRejected with the desk's answer
-Messages carry the method and path only: never query strings, headers or bodies we sent
-(they may hold credentials).
+Messages carry the method, host and path only, the path redacted (`redact_url`: a key as a
+path segment): never query strings, headers or bodies we sent (they may hold credentials).
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ from __future__ import annotations
 import json
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from fieldwatch.errors import DeskRejected, DeskUnavailable
+from fieldwatch.redact import redact_url
 
 ANSWER_MAX = 500  # characters of the desk's answer kept with a dead letter
 
@@ -38,7 +40,7 @@ def retry_after(response: httpx.Response) -> float | None:
 
 
 def _what(request: httpx.Request) -> str:
-    return f"{request.method} {request.url.host}{request.url.path}"
+    return f"{request.method} {request.url.host}{urlsplit(redact_url(str(request.url))).path}"
 
 
 def check(response: httpx.Response) -> httpx.Response:

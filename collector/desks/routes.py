@@ -1,15 +1,17 @@
-"""HTTP routes of the integrations: Alertmanager in, and the outbox for people
-(`GET /api/v1/outbox`, `POST /api/v1/outbox/retry`). Plain Starlette routes, added to the API
-app with `add_routes`, so they work whatever framework the app is built with."""
+"""HTTP routes of the integrations: Alertmanager in (behind its own token, alertmanager.py),
+and the outbox for people (`GET /api/v1/outbox`, `POST /api/v1/outbox/retry`, behind the API's
+tokens). Plain Starlette routes, added to the API app with `add_routes`, so they work whatever
+framework the app is built with; the app's HttpGuard (api_guard.py) checks size, media type
+and origin before any of them."""
 
 from __future__ import annotations
 
-import hmac
 import json
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-from fieldwatch.collector import alertmanager
+from fieldwatch.collector.api_auth import Tokens, guarded
+from fieldwatch.collector.desks import alertmanager
 from fieldwatch.collector.desks.config import IntegrationsConfig
 from fieldwatch.collector.outbox import Queue
 from fieldwatch.collector.stats import Stats
@@ -21,7 +23,6 @@ from starlette.routing import Route
 from fieldwatch.clock import Clock
 from fieldwatch.jsonout import iso
 
-Handler = Callable[[Request], Awaitable[Response]]
 STATES = ("pending", "delivered", "dead")
 
 
@@ -35,22 +36,9 @@ def outbox_json(row: dict[str, Any]) -> dict[str, Any]:
             "receipt": row["receipt"]}
 
 
-def _guard(handler: Handler, tokens: Callable[[], Iterable[str]] | None) -> Handler:
-    if tokens is None:
-        return handler
-
-    async def guarded(request: Request) -> Response:
-        given = request.headers.get("authorization", "").removeprefix("Bearer ").encode()
-        if not any(hmac.compare_digest(given, t.encode()) for t in tokens()):
-            return JSONResponse({"detail": "missing or wrong bearer token"}, 401,
-                                headers={"WWW-Authenticate": "Bearer"})
-        return await handler(request)
-
-    return guarded
-
-
 def routes(store: Store, cfg: IntegrationsConfig, clock: Clock, stats: Stats,
-           tokens: Callable[[], Iterable[str]] | None = None) -> list[Route]:
+           tokens: Tokens) -> list[Route]:
+    """The routes; `tokens` (the API's, asked per request) guard the outbox."""
     queue = Queue(store.engine)
 
     async def list_outbox(request: Request) -> Response:
@@ -69,7 +57,7 @@ def routes(store: Store, cfg: IntegrationsConfig, clock: Clock, stats: Stats,
     async def retry(request: Request) -> Response:
         try:
             body = json.loads(await request.body() or b"{}")
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError):  # not JSON, or not text at all
             return JSONResponse({"detail": "body must be JSON"}, 400)
         ids = body.get("ids", []) if isinstance(body, dict) else None
         desk = body.get("desk") if isinstance(body, dict) else None
@@ -79,8 +67,8 @@ def routes(store: Store, cfg: IntegrationsConfig, clock: Clock, stats: Stats,
                                 422)
         return JSONResponse({"retried": queue.retry(clock.now(), ids, desk)})
 
-    out = [Route("/api/v1/outbox", _guard(list_outbox, tokens), methods=["GET"]),
-           Route("/api/v1/outbox/retry", _guard(retry, tokens), methods=["POST"])]
+    out = [Route("/api/v1/outbox", guarded(list_outbox, tokens), methods=["GET"]),
+           Route("/api/v1/outbox/retry", guarded(retry, tokens), methods=["POST"])]
     if cfg.alertmanager.enabled:
         out.append(Route(alertmanager.PATH, alertmanager.endpoint(
             store, cfg.alertmanager, clock, stats), methods=["POST"]))

@@ -27,6 +27,7 @@ from fieldwatch.cli import (
     up,
 )
 from fieldwatch.errors import ConfigError, FieldwatchError, LocatedError
+from fieldwatch.redact import redact_logged_urls
 
 GROUPS = (up, agent, collector, tickets, devices, rules, diag, snmp, silences, outbox, report,
           deadletter)
@@ -49,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per cycle is noise
+    redact_logged_urls()  # httpx logs each request's URL, credentials and all
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:

@@ -48,6 +48,22 @@ def default_rules_dir() -> Path:
     return Path(str(importlib.resources.files("fieldwatch.default_rules")))
 
 
+def with_alertmanager_token(cfg: CollectorConfig, path: Path
+                            ) -> tuple[CollectorConfig, Path | None]:
+    """The Alertmanager intake's own token, made in the data dir like the API's, unless the
+    config names one or says `auth: none`; the token file, or None."""
+    from fieldwatch.collector.desks.config import Secret
+    from fieldwatch.collector.tickets.config import ensure_token_file
+
+    am = cfg.integrations.alertmanager
+    if not am.enabled or am.auth == "none" or am.token is not None:
+        return cfg, None
+    ensure_token_file(path)
+    am = am.model_copy(update={"token": Secret(file=path)})
+    return cfg.model_copy(update={"integrations": cfg.integrations.model_copy(
+        update={"alertmanager": am})}), path
+
+
 def run_up(args: argparse.Namespace) -> int:
     from fieldwatch.agent.daemon import Agent
     from fieldwatch.broker import EmbeddedBroker
@@ -56,6 +72,7 @@ def run_up(args: argparse.Namespace) -> int:
     from fieldwatch.collector.diag.local import with_local_keys
     from fieldwatch.collector.service import Collector
     from fieldwatch.collector.tickets.config import ensure_token_file
+    from fieldwatch.datadir import make_private
     from fieldwatch.mqtt import broker_answers
 
     cfg = load_config(UpConfig, args.config) if args.config else UpConfig()
@@ -75,9 +92,10 @@ def run_up(args: argparse.Namespace) -> int:
     else:
         print(f"fieldwatch: using the MQTT broker already on 127.0.0.1:{mqtt_port}", flush=True)
     link = BrokerConfig(host="127.0.0.1", port=mqtt_port)
-    data.mkdir(parents=True, exist_ok=True)
+    make_private(data)  # 0700, and files 0600 from here on (umask)
     (data / "mqtt-port").write_text(f"{mqtt_port}\n")  # for `diag run --data DIR` next to us
     ccfg, acfg = with_local_keys(data, cfg.collector, cfg.agent)  # diagnostics work out of the box
+    ccfg, am_token = with_alertmanager_token(ccfg, data / "alertmanager-token")
 
     collector = Collector(ccfg.model_copy(update={
         "broker": link, "rules": rules, "db": f"sqlite:///{data / 'fieldwatch.db'}",
@@ -98,6 +116,9 @@ def run_up(args: argparse.Namespace) -> int:
     print(f"fieldwatch: web page and API on http://127.0.0.1:{http.port}/", flush=True)
     print(f"fieldwatch: API token in {desk_cfg.api_token_file} (Authorization: Bearer ...)",
           flush=True)
+    if am_token is not None:
+        print(f"fieldwatch: Alertmanager token in {am_token} (for /api/v1/alertmanager)",
+              flush=True)
     print(f"fieldwatch: data in {data}; Ctrl-C stops", flush=True)
     try:
         stop.wait()

@@ -110,7 +110,8 @@ def test_silences_http_api(store: Store) -> None:
             bad = client.post("/api/v1/silences", json={"matchers": {}, "duration": "1h",
                                                          "author": "a", "reason": "r"})
             assert bad.status_code == 400 and "matcher" in bad.json()["error"]
-            assert client.post("/api/v1/silences", content=b"{nope").status_code == 400
+            assert client.post("/api/v1/silences", content=b"{nope",
+                               headers={"Content-Type": "application/json"}).status_code == 400
             assert client.post("/api/v1/silences", json={
                 "matchers": {"a": "b"}, "author": "a", "reason": "r"}).status_code == 400
             assert client.delete(f"/api/v1/silences/{sid}").status_code == 200
