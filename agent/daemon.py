@@ -59,6 +59,8 @@ class Agent:
         jobs = [("poll", cfg.interval, self.cycle)]
         if cfg.inventory.enabled:
             jobs.append(("inventory", cfg.inventory.every, self.send_inventory))
+        if self.snmp is not None:
+            jobs.append(("snmp_targets", cfg.inventory.every, self.announce_targets))
         self.scheduler = build_scheduler(jobs)
 
     # -- the one way out ---------------------------------------------------------------------
@@ -91,10 +93,24 @@ class Agent:
         self.publish_metrics(self.cfg.site, self.cfg.device, batch.ts, batch.samples)
 
     def send_inventory(self) -> None:
-        facts = collect_inventory()
+        facts = {**collect_inventory(), "interval": float(self.cfg.interval)}
         msg = wire.Inventory(device=self.cfg.device, site=self.cfg.site, ts=self.clock.now(),
                              facts=facts, agent=__version__)
         self.publish(self.cfg.site, self.cfg.device, "inventory", wire.encode(msg), retain=True)
+
+    def announce_targets(self) -> None:
+        """A retained inventory per SNMP target saying this agent polls it (`polled_by`) and
+        how often: the collector makes this agent the target's parent, so when the agent dies
+        its targets' silence is explained by its one ticket (issue 12)."""
+        if self.snmp is None:
+            return
+        me = f"{self.cfg.site}/{self.cfg.device}"
+        for t in self.snmp.poller.targets:
+            msg = wire.Inventory(device=t.target.device, site=t.site, ts=self.clock.now(),
+                                 facts={"polled_by": me, "interval": float(t.interval),
+                                        "snmp_host": t.target.host},
+                                 agent=__version__)
+            self.publish(t.site, t.target.device, "inventory", wire.encode(msg), retain=True)
 
     def _report_drops(self) -> None:
         """Link back: tell the collector what the buffer had to drop while it was away."""

@@ -40,6 +40,7 @@ class TicketChange:
     parent: str | None = None  # the parent device ("site/device" or "device") that is down
     reason: str = ""  # why, in words (offline cause, absence gap, event type)
     routing: Mapping[str, str] = field(default_factory=dict)  # routing labels for desks
+    resolution: str = ""  # resolve: why, when not its own condition ("no data ...")
 
     @property
     def muted(self) -> bool:
@@ -63,6 +64,7 @@ def _change(t: Transition, kind: Literal["fire", "repeat", "resolve"]) -> Ticket
         auto_resolve=rule.auto_resolve, diagnostics=rule.diagnostics, count=t.count,
         flapping=t.flapping, silenced=t.silenced, suppressed_by=t.suppressed_by,
         parent=t.parent, reason=t.reason, routing=dict(rule.ticket.routing),
+        resolution=t.resolution,
     )
 
 

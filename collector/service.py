@@ -37,6 +37,7 @@ from fieldwatch.collector.tickets.config import load_desk
 
 from fieldwatch.clock import Clock, SystemClock
 from fieldwatch.errors import RuleError
+from fieldwatch.jsonout import device_confirmed
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +167,8 @@ class Collector:
         now = self.clock.now()
         for d in self.store.list_devices():  # silence is counted from now, status is kept
             self.worker.engine.seed_device(self.worker.state, d["site"], d["device"], now,
-                                           d["status"], d["status_cause"], d["status_at"])
+                                           d["status"], d["status_cause"], d["status_at"],
+                                           device_confirmed(d), d["inventory"])
         restored = sum(  # open tickets' alerts resume firing: their clear resolves them
             self.worker.engine.restore(self.worker.state, t["rule"], t["site"], t["device"],
                                        t["labels"] or {}, t["opened_at"], t["last_seen"],

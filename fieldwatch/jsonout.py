@@ -52,8 +52,15 @@ DEVICE_FIELDS = ("site", "device", "status", "status_cause", "last_seq", "messag
 DEVICE_TIMES = ("first_seen", "last_seen", "status_at")
 
 
+def device_confirmed(row: dict[str, Any]) -> bool:
+    """Sent metrics or inventory to this collector, not only a status (a retained `offline`
+    left on the broker by someone else): only confirmed devices open presence tickets."""
+    return row.get("last_seq") is not None or row.get("inventory") is not None
+
+
 def device_json(row: dict[str, Any]) -> dict[str, Any]:
     out = {k: row.get(k) for k in DEVICE_FIELDS}
+    out["confirmed"] = device_confirmed(row)
     # sequence accounting: metrics messages missing now, arrived late, dropped as repeats
     out.update({k: row.get(f"seq_{k}") or 0 for k in ("missing", "backfilled", "duplicates")})
     out.update({k: iso(row.get(k)) for k in DEVICE_TIMES})

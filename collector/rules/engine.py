@@ -3,8 +3,13 @@
 Alert lifecycle per fingerprint (rule + device + labels): inactive → pending (condition true,
 `for` not yet met) → firing → resolved. Metric conditions run on the samples' own timestamps,
 so data replayed after an outage is judged by when it happened, and a sample older than what a
-series already saw cannot rewind it. Absence and offline run on `tick(now)` with the
-collector's (injected) clock, minus the time the collector itself was cut off from the broker.
+series already saw cannot rewind it. Absence, offline and staleness (a metric alert whose
+series stopped: staleness.py) run on `tick(now)` with the collector's (injected) clock, minus
+the time the collector itself was cut off from the broker.
+
+Presence is judged only for confirmed devices: ones that sent metrics or inventory to this
+collector. A device known from a status message alone (a retained `offline` someone else left
+on the broker) opens no offline or absence ticket.
 
 Hot path: a sample whose value lies in the quiet range of every rule on its metric, on a series
 with no alert in flight, costs a dict lookup and two comparisons (most samples are normal).
@@ -18,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from fieldwatch.collector.rules import staleness
 from fieldwatch.collector.rules.anomaly import Baseline
 from fieldwatch.collector.rules.functions import EvalCtx
 from fieldwatch.collector.rules.model import Rule, RuleSet, Silence
@@ -57,6 +63,7 @@ class Transition:
     parent: str | None = None
     reason: str = ""
     dtype: str = ""  # the device's type, for the {type} placeholder
+    resolution: str = ""  # resolved: why, when not its own condition ("no data ...")
 
 
 class _Entry:
@@ -98,6 +105,13 @@ def _field_text(v: object) -> str:
 
 
 _DEVICE_DOWN = ("offline", "absent")
+UNCONFIRMED = ("unconfirmed device: it never sent metrics or inventory to this collector "
+               "(known only from a status message)")
+
+
+def _same_device(ref: str, dev: DeviceState) -> bool:
+    site, _, name = ref.rpartition("/")
+    return (site or dev.site, name) == (dev.site, dev.device)
 
 
 class Engine:
@@ -116,7 +130,11 @@ class Engine:
             name: _Entry(tuple(r for r in rs if r.kind == "metric"),
                          tuple(r for r in rs if r.kind == "absent"))
             for name, rs in metric_rules.items()}
-        self._device_rules = tuple(r for r in ruleset.rules if r.kind in ("offline", "absent"))
+        # device-level rules first: a metric missing from a device that went down is judged
+        # after the device's own outage alert exists, which then explains it
+        self._device_rules = tuple(sorted(
+            (r for r in ruleset.rules if r.kind in ("offline", "absent")),
+            key=lambda r: bool(r.metric)))
         if any(r.kind == "offline" for r in ruleset.rules):
             up = self._by_metric.get(SNMP_UP)
             self._by_metric[SNMP_UP] = _Entry(up.rules if up else (), up.absent if up else (),
@@ -154,16 +172,27 @@ class Engine:
             self._event(st, msg, msg.ts if rx is None else rx, out)
         elif isinstance(msg, wire.Inventory):
             dev = self._device(st, msg.site, msg.device)
-            dtype = msg.facts.get("type")
-            parent = msg.facts.get("parent")
-            info = self._info(msg.site, msg.device)
-            if not (info and info.type) and isinstance(dtype, str):
-                dev.dtype = dtype
-                dev.gen = -1
-                for ser in dev.series.values():
-                    ser.gen = -1
-            if not (info and info.parent) and isinstance(parent, str):
-                dev.parent = parent
+            dev.confirmed = True
+            self._inventory(dev, msg.facts)
+
+    def _inventory(self, dev: DeviceState, facts: Mapping[str, object]) -> None:
+        """Type and parent (the rule file wins), the agent polling it, its interval."""
+        dtype = facts.get("type")
+        parent = facts.get("parent")
+        info = self._info(dev.site, dev.device)
+        if not (info and info.type) and isinstance(dtype, str):
+            dev.dtype = dtype
+            dev.gen = -1
+            for ser in dev.series.values():
+                ser.gen = -1
+        if not (info and info.parent) and isinstance(parent, str):
+            dev.parent = parent
+        poller = facts.get("polled_by")
+        dev.poller = poller if isinstance(poller, str) and poller and not _same_device(
+            poller, dev) else None
+        every = facts.get("interval")
+        ok = isinstance(every, int | float) and not isinstance(every, bool) and 0 < every < INF
+        dev.declared = float(every) if ok else 0.0  # type: ignore[arg-type]
 
     def _info(self, site: str, device: str):  # type: ignore[no-untyped-def]
         devs = self.ruleset.devices
@@ -189,6 +218,8 @@ class Engine:
         recent[seq] = msg.ts
         if len(recent) > 256:
             del recent[next(iter(recent))]
+        dev.confirmed = True
+        staleness.note_message(dev, msg.ts)
         if rx > dev.last_rx:
             dev.last_rx = rx
         if dev.status == "offline" and msg.ts > dev.status_at \
@@ -262,9 +293,11 @@ class Engine:
         rules = ser.rules
         if not rules:
             return
-        if ts <= ser.last_ts:
+        prev = ser.last_ts
+        if ts <= prev:
             return  # older than what this series already saw: late data cannot rewind it
         ser.last_ts = ts
+        rx = dev.last_rx
         win = ser.window
         if win is not None:
             win.add(ts, v)
@@ -289,10 +322,23 @@ class Engine:
             if a is None:
                 if rule.when(ctx):
                     a = self._new_alert(st, rule, dev, labels, ts, v, ser)
+                    a.last_rx = rx
+                    if prev > -INF and not e.lo < e.hi:  # no sample can have skipped this method
+                        staleness.note_gap(a, ts - prev)  # so the gap to the last is exact
                     alerts = ser.alerts
                     if rule.for_seconds <= 0:
                         self._fire(st, a, rule, ts, out)
             else:
+                a.last_rx = rx
+                a.stale = 0.0
+                gaps = a.gaps  # in flight: every sample of the series comes through here
+                if gaps is None:
+                    if prev > -INF:
+                        a.gaps = [ts - prev]
+                else:
+                    gaps.append(ts - prev)
+                    if len(gaps) > staleness.KEEP_SERIES:
+                        del gaps[0]
                 self._advance(st, a, rule, ctx, ts, v, out)
                 alerts = ser.alerts
             if base is not None and spec is not None:
@@ -329,6 +375,8 @@ class Engine:
                 hot[metric] = n
             else:
                 hot.pop(metric, None)
+
+    drop = _drop  # for staleness.py
 
     def _advance(self, st: EngineState, a: AlertState, rule: Rule, ctx: EvalCtx, ts: float,
                  v: float, out: list[Transition]) -> None:
@@ -411,7 +459,10 @@ class Engine:
            ts: float, count: int = 1) -> Transition:
         return Transition(kind, rule, a.site, a.device, a.labels, a.fingerprint, a.value, ts,
                           count, a.flapping, a.silenced, a.suppressed_by, a.parent, a.reason,
-                          a.dev.dtype if a.dev is not None else "")
+                          a.dev.dtype if a.dev is not None else "",
+                          a.resolution if kind == "resolved" else "")
+
+    transition = _t  # for staleness.py
 
     def _silence(self, a: AlertState, rule: Rule, ts: float) -> str | None:
         if not self.silences:
@@ -424,25 +475,41 @@ class Engine:
                 return s.id
         return None
 
+    def outage(self, st: EngineState, dev: DeviceState, metric: str = "") -> str | None:
+        """The fingerprint of an offline or absence alert of `dev` (pending or firing) that
+        explains why nothing comes from it — or, given `metric`, why no `metric` comes."""
+        for name, fp in dev.fps.items():
+            if fp not in st.alerts:
+                continue
+            r = self.rules.get(name)
+            if r is not None and r.kind in _DEVICE_DOWN and (not r.metric or r.metric == metric):
+                return fp
+        return None
+
     def _parent_down(self, st: EngineState, a: AlertState,
                      rule: Rule) -> tuple[str | None, str | None]:
-        """(fingerprint of the parent's outage alert, parent) when a device-down alert of a
-        device is explained by its parent being down."""
+        """(fingerprint of the outage alert, parent) when an absence/offline alert is explained
+        by an outage: for a missing metric, its own device's; else its parent's. The parent is
+        the one written (`parent:`), else the agent that polls the device (`polled_by`)."""
         dev = a.dev
-        if rule.kind not in _DEVICE_DOWN or rule.metric or dev is None or not dev.parent:
+        if rule.kind not in _DEVICE_DOWN or dev is None:
             return None, None
-        site, _, name = dev.parent.rpartition("/")
+        if rule.metric:
+            own = self.outage(st, dev)
+            if own is not None:
+                return own, None
+        ref = dev.parent or dev.poller
+        if not ref:
+            return None, None
+        site, _, name = ref.rpartition("/")
         parent = st.devices.get((site or dev.site, name))
         if parent is None:
             return None, None
-        for r in self._device_rules:
-            if r.metric:
-                continue
-            fp = parent.fps.get(r.name)
-            if fp is not None and fp in st.alerts:
-                return fp, dev.parent
-        if parent.status == "offline":
-            return "status", dev.parent
+        fp = self.outage(st, parent)
+        if fp is not None:
+            return fp, ref
+        if parent.status == "offline" and parent.confirmed:
+            return "status", ref
         return None, None
 
     # -- status, events and ticks ---------------------------------------------------------------
@@ -506,6 +573,7 @@ class Engine:
         if self._device_rules:
             for dev in st.devices.values():
                 self._check_device(st, dev, now, out)
+        staleness.sweep(self, st, now, out)
         for fp in list(st.muted):
             a = st.alerts.get(fp)
             rule = self.rules.get(a.rule) if a is not None else None
@@ -549,6 +617,9 @@ class Engine:
             dev.gen = self.gen
             dev.drules = tuple(r for r in self._device_rules
                                if r.selector.matches_device(dev.site, dev.device, dev.dtype))
+        if not dev.confirmed:
+            self._unconfirmed(st, dev, now, out)
+            return
         for rule in dev.drules:
             down, since, reason = self._down(st, dev, rule, now)
             fp = dev.fps.get(rule.name)
@@ -562,8 +633,8 @@ class Engine:
                 a.value = max(0.0, now - since)  # seconds down (offline) or past the limit
                 if a.state == "pending":
                     wait = (rule.for_seconds if rule.kind == "offline" else 0.0) + (
-                        rule.hold if dev.parent else 0.0)
-                    if now - a.since >= wait:
+                        rule.hold if dev.parent or dev.poller else 0.0)
+                    if now - a.since >= wait and not self._device_first(st, dev, rule, now):
                         a.last_ts = now
                         self._fire(st, a, rule, now, out)
                 else:
@@ -575,6 +646,29 @@ class Engine:
                 else:
                     a.last_ts = now
                     self._clearing(st, a, rule, now, out)
+
+    def _device_first(self, st: EngineState, dev: DeviceState, rule: Rule, now: float) -> bool:
+        """A metric missing because its whole device went quiet waits until the device's own
+        absence rules have judged the silence: their one ticket then explains it."""
+        if not rule.metric or dev.last_rx > dev.metric_rx.get(rule.name, -INF):
+            return False
+        if self.outage(st, dev) is not None:
+            return False
+        return st.silent_for(dev.last_rx, now) <= staleness.horizon(dev)
+
+    def _unconfirmed(self, st: EngineState, dev: DeviceState, now: float,
+                     out: list[Transition]) -> None:
+        """No presence judged; an alert restored from a ticket opened for such a device before
+        this rule existed is resolved, saying why."""
+        for rule in dev.drules:
+            fp = dev.fps.get(rule.name)
+            a = st.alerts.get(fp) if fp is not None else None
+            if a is None:
+                continue
+            if a.state == "firing":
+                a.resolution = UNCONFIRMED
+                out.append(self._t("resolved", a, rule, now))
+            self._drop(st, a)
 
     def _down(self, st: EngineState, dev: DeviceState, rule: Rule,
               now: float) -> tuple[bool, float, str]:
@@ -603,11 +697,16 @@ class Engine:
 
     def seed_device(self, st: EngineState, site: str, device: str, now: float,
                     status: str | None = None, cause: str = "",
-                    status_at: float | None = None) -> None:
+                    status_at: float | None = None, confirmed: bool = True,
+                    inventory: Mapping[str, object] | None = None) -> None:
         """A device known from the store when the collector starts: its silence is counted
-        from `now` (the collector could not hear it before), its last status is kept."""
+        from `now` (the collector could not hear it before), its last status is kept, and so
+        are whether it is confirmed and what its stored inventory says."""
         dev = self._device(st, site, device)
         dev.last_rx = max(dev.last_rx, now)
+        dev.confirmed = dev.confirmed or confirmed
+        if inventory:
+            self._inventory(dev, inventory)
         if status in ("online", "offline") and dev.status is None:
             dev.status, dev.status_cause = status, cause
             dev.status_at = now if status_at is None else status_at
@@ -644,6 +743,8 @@ class Engine:
         a.state = "firing"
         a.fired_at = a.last_update = fired_at
         a.last_ts = last_ts
+        if rule.kind == "metric":  # its silence counts from the start, like its device's
+            a.last_rx = dev.last_rx if dev.last_rx > -INF else last_ts
         return True
 
     # -- reload ---------------------------------------------------------------------------------
@@ -658,6 +759,7 @@ class Engine:
                 dev.dtype, dev.parent = info.type, info.parent
         dropped = 0
         for a in list(st.alerts.values()):
+            a.stale = 0.0  # the rule's `stale_after` may have changed
             rule = self.rules.get(a.rule)
             before = old.rules.get(a.rule) if old is not None else None
             changed = before is None or rule is None or before.signature != rule.signature

@@ -89,6 +89,7 @@ class RuleSpec(_Strict):
     update_interval: Duration = 0.0
     no_data_for: Duration = 0.0
     hold: Duration = 30.0
+    stale_after: Duration | None = None
     severity: Literal["P1", "P2", "P3"]
     ticket: TicketSpec
     diagnostics: list[str] = []
@@ -251,7 +252,7 @@ def _kind(raw: dict[str, Any]) -> str:
 _ONLY: dict[str, tuple[str, ...]] = {  # keys that make sense only for some kinds
     "when": ("metric",), "clear": ("metric",), "keep_firing_for": ("metric",),
     "anomaly": ("metric",), "event": ("event",), "no_data_for": ("offline",),
-    "hold": ("offline", "absent"),
+    "hold": ("offline", "absent"), "stale_after": ("metric",),
 }
 
 
@@ -344,6 +345,7 @@ def _build(doc: Loaded, where: tuple[str | int, ...], spec: RuleSpec, kind: str,
         on_recurrence=spec.on_recurrence, verify_window=spec.verify_window,
         origin=f"{doc.file}:{line}", window=window, quiet=quiet, anomaly=anomaly,
         flapping=flap, no_data_for=spec.no_data_for, hold=spec.hold, event=event,
+        stale_after=spec.stale_after,
         signature=json.dumps(raw, sort_keys=True, default=str),
     )
 

@@ -100,6 +100,7 @@ class Rule:
     no_data_for: float = 0.0  # absent/offline: silence longer than this is absence
     hold: float = 0.0  # offline/absent: wait this long for a parent's outage to show first
     event: EventSpec | None = None
+    stale_after: float | None = None  # metric: silence that ends its alerts (None: 3 x interval)
     signature: str = ""  # the rule's source, to tell a changed rule on reload
 
     # `quiet` unpacked for the hot loop (an empty range when the rule has none)

@@ -34,7 +34,10 @@ class AlertState:
     suppressed_by: str | None = None  # fingerprint of the parent's alert that explains it
     parent: str | None = None
     reason: str = ""
-    last_rx: float = 0.0
+    last_rx: float = 0.0  # collector time of its last sample (metric) or event
+    gaps: list[float] | None = None  # metric: recent gaps between its series' samples
+    stale: float = 0.0  # metric: its stale_after, worked out once per sample (0: not yet)
+    resolution: str = ""  # why it ended, when not by its own condition ("no data ...")
     home: Any = None  # the Series holding it (metric alerts), to unlink on delete
     dev: Any = None  # the DeviceState
 
@@ -54,7 +57,7 @@ class Series:
 class DeviceState:
     __slots__ = ("site", "device", "dtype", "parent", "last_rx", "status", "status_cause",
                  "status_at", "series", "hot", "recent", "recent_ev", "metric_rx", "fps",
-                 "drules", "gen")
+                 "drules", "gen", "confirmed", "poller", "last_ts", "gaps", "declared")
 
     def __init__(self, site: str, device: str) -> None:
         self.site = site
@@ -73,6 +76,11 @@ class DeviceState:
         self.fps: dict[str, str] = {}  # device-level rule → fingerprint
         self.drules: tuple[Any, ...] = ()  # device-level rules that select this device
         self.gen = -1
+        self.confirmed = False  # sent metrics or inventory (not only a status) to us
+        self.poller: str | None = None  # the agent that polls it (inventory `polled_by`)
+        self.last_ts = NEG_INF  # newest metrics message time, for the interval estimate
+        self.gaps: list[float] = []  # recent gaps between its newest metrics messages
+        self.declared = 0.0  # the interval its inventory declares (0: none)
 
 
 class EngineState:

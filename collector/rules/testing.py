@@ -72,6 +72,16 @@ class EventIn(_Strict):
     site: str = DEFAULT_SITE
 
 
+class InventoryIn(_Strict):
+    """Inventory facts (`type`, `parent`, `polled_by`, `interval`); an inventory also confirms
+    the device, like metrics do (a device known only from its status opens no ticket)."""
+
+    at: Duration
+    facts: dict[str, str | int | float | bool | None]
+    device: str = DEFAULT_DEVICE
+    site: str = DEFAULT_SITE
+
+
 class LinkIn(_Strict):
     """The collector cut off from the broker from `at` for `for`."""
 
@@ -112,6 +122,7 @@ class TestCase(_Strict):
     input_series: list[SeriesIn] = []
     input_status: list[StatusIn] = []
     input_events: list[EventIn] = []
+    input_inventory: list[InventoryIn] = []
     collector_disconnected: list[LinkIn] = []
     alert_rule_test: list[AlertCheck] = []
     ticket_test: list[TicketCheck] = []
@@ -199,6 +210,9 @@ def run_case(ruleset: RuleSet, case: TestCase, default_interval: float, file: st
         inputs.setdefault(st_in.at, []).append(wire.Status(
             device=st_in.device, site=st_in.site, state=st_in.state, cause=st_in.cause,
             ts=st_in.at))
+    for inv in case.input_inventory:
+        inputs.setdefault(inv.at, []).append(wire.Inventory(
+            device=inv.device, site=inv.site, ts=inv.at, facts=dict(inv.facts)))
     for ev in case.input_events:
         inputs.setdefault(ev.at, []).append(wire.Event(
             device=ev.device, site=ev.site, type=ev.type, ts=ev.at, fields=dict(ev.fields)))

@@ -224,14 +224,15 @@ class Store:
 
     def _auto_resolve(self, conn: sa.Connection, row: sa.Row[Any], ch: TicketChange,
                       now: float, actor: str) -> None:
+        why = ch.resolution or "alert cleared"  # e.g. "no data: ..." (a series gone stale)
         if not ch.auto_resolve:
             self.add_event(row.id, ch.last_ts, actor, "alert_cleared",
-                           "alert cleared; rule leaves resolving to a person", conn=conn)
+                           f"{why}; rule leaves resolving to a person", conn=conn)
             return
         conn.execute(tickets.update().where(tickets.c.id == row.id).values(
             state="resolved", resolved_at=ch.last_ts, updated_at=now, last_value=ch.value,
             waiting_since=None, pauses=close_pause(row.pauses, ch.last_ts)))
-        self.add_event(row.id, ch.last_ts, actor, "resolved", "alert cleared",
+        self.add_event(row.id, ch.last_ts, actor, "resolved", why,
                        {"value": ch.value}, conn=conn)
 
     def _repeat(self, conn: sa.Connection, row: sa.Row[Any], ch: TicketChange, now: float,

@@ -33,6 +33,7 @@ def list_devices(args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
     else:
+        rows = [r if r["confirmed"] else {**r, "status": "unconfirmed"} for r in rows]
         print_table(rows, ["site", "device", "status", "last_seen", "last_seq",
                            "messages_total", "missing", "backfilled"])
     return 0

@@ -18,6 +18,12 @@ def metrics(name: str, value: float, ts: float, labels: dict[str, str] | None = 
                         ts=ts, samples=[wire.Sample(name, value, labels or {})])
 
 
+def confirm(eng: Engine, st: EngineState, *devices: str, site: str = "s") -> None:
+    """Make devices known as this collector's own (an inventory), so their presence counts:
+    a device known only from a status message opens no ticket."""
+    eng.evaluate(st, [wire.Inventory(device=d, site=site, ts=0.0) for d in devices])
+
+
 def feed(eng: Engine, st: EngineState, name: str, points: list[tuple[float, float]],
          labels: dict[str, str] | None = None, device: str = "d1") -> list[Transition]:
     out: list[Transition] = []

@@ -113,6 +113,7 @@ def test_reload_events_offline_and_silences(tmp_path: Path, mosquitto: Mosquitto
         assert listed[0]["matchers"] == {"device": "p9"}
         wait_for(lambda: httpx.get(f"{base}/healthz").json()["silences"] == 1)
         for dev in ("p8", "p9"):
+            pub.metric(dev, 1)  # one of ours: a status alone would open no ticket
             pub.send(wire.Status(device=dev, site="plant", state="offline", cause="lost"),
                      "status")
         [t] = wait_for(lambda: _tickets(store, "offline"))

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from fieldwatch import wire
 from fieldwatch.clock import FakeClock
-from tests.rules.helpers import engine, feed, metrics
+from tests.rules.helpers import confirm, engine, feed, metrics
 
 T0 = 1_800_000_000.0
 
@@ -90,6 +90,7 @@ rules:
 
 def test_offline_tells_last_will_from_clean_stop(clock: FakeClock) -> None:
     eng, st = engine(OFFLINE), EngineState()
+    confirm(eng, st, "a", "b")
     t = clock.now()
     out = eng.evaluate(st, [status("a", "offline", "lost", None),
                             status("b", "offline", "shutdown", t)], received_at=t)
@@ -106,6 +107,7 @@ def test_offline_tells_last_will_from_clean_stop(clock: FakeClock) -> None:
 
 def test_an_older_status_cannot_undo_a_newer_one(clock: FakeClock) -> None:
     eng, st = engine(OFFLINE), EngineState()
+    confirm(eng, st, "a")
     t = clock.now()
     eng.evaluate(st, [status("a", "offline", "lost", t)], received_at=t)
     eng.evaluate(st, [status("a", "online", "connected", t - 30)], received_at=t + 1)
@@ -114,6 +116,7 @@ def test_an_older_status_cannot_undo_a_newer_one(clock: FakeClock) -> None:
 
 def test_dependency_child_first_is_suppressed_and_linked(clock: FakeClock) -> None:
     eng, st = engine(OFFLINE), EngineState()
+    confirm(eng, st, "cam-1", "sw-1")
     t = clock.now()
     eng.evaluate(st, [status("cam-1", "offline", "lost", t)], received_at=t)
     eng.evaluate(st, [status("sw-1", "offline", "lost", t + 10)], received_at=t + 10)
@@ -135,6 +138,7 @@ def test_dependency_child_first_is_suppressed_and_linked(clock: FakeClock) -> No
 
 def test_child_without_parent_outage_opens_its_ticket_after_the_hold(clock: FakeClock) -> None:
     eng, st = engine(OFFLINE), EngineState()
+    confirm(eng, st, "cam-1")
     t = clock.now()
     eng.evaluate(st, [status("cam-1", "offline", "lost", t)], received_at=t)
     assert eng.tick(st, t + 60) == []  # for 1m + hold 30s

@@ -142,6 +142,7 @@ def test_worker_records_muted_alerts_and_ticks_offline(store: Store, tmp_path: P
     worker.tick(clock.now())
     worker.process([_received(_metrics("loud", 1, T0 + 1, 90), T0 + 1),
                     _received(_metrics("quiet", 1, T0 + 1, 90), T0 + 1),
+                    _received(_metrics("gone", 1, T0 + 1, 20), T0 + 1),  # one of ours
                     _received(wire.Status(device="gone", site="s", state="offline",
                                           cause="lost"), T0 + 2)])
     clock.advance(5)
