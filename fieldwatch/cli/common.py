@@ -45,3 +45,18 @@ def stop_on_signals() -> threading.Event:
     signal.signal(signal.SIGINT, _handler)
     signal.signal(signal.SIGTERM, _handler)
     return stop
+
+
+# Where the state is lives in fieldwatch/cli/state.py; these two keep command modules written
+# against their old place here working (imported on call, so this module stays light).
+
+def add_state_options(p: Any, config_help: str | None = None) -> None:
+    from fieldwatch.cli import state
+
+    state.add_state_options(p, config_help)
+
+
+def open_store(args: Any, *, write: bool = False) -> Any:
+    from fieldwatch.cli import state
+
+    return state.open_store(args, write=write)

@@ -64,6 +64,10 @@ def when_ago(value: float | str | None, now: float) -> str:
     return NONE if epoch(value) is None else f"{when(value)} ({relative(value, now)})"
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def percent(ratio: float | None) -> str:
     return NONE if ratio is None else f"{100 * ratio:.1f}%"
 

@@ -7,6 +7,7 @@ the collector's worker picks retried rows up at its next poll.
 from __future__ import annotations
 
 import argparse
+import time
 
 from fieldwatch.cli import human
 from fieldwatch.cli.common import CommandLineError, print_json, print_table
@@ -48,10 +49,11 @@ def list_outbox(args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
         return 0
+    now = time.time()
     print_table([{**{k: human.value(r[k]) for k in ("id", "desk", "action", "state",
                                                     "attempts", "last_error")},
                   "ticket": human.value(r["ticket_id"]), "created": human.when(r["created_at"]),
-                  "next_try": human.when(r["next_at"])} for r in rows],
+                  "next_try": _next_try(r["next_at"], now)} for r in rows],
                 ["id", "desk", "ticket", "action", "state", "attempts", "created", "next_try",
                  "last_error"])
     for desk, by_state in sorted(counts.items()):
@@ -59,9 +61,12 @@ def list_outbox(args: argparse.Namespace) -> int:
     return 0
 
 
-def retry_outbox(args: argparse.Namespace) -> int:
-    import time
+def _next_try(at: str | None, now: float) -> str:
+    ts = human.epoch(at)
+    return human.NONE if ts is None else "now" if ts <= now else human.when_ago(at, now)
 
+
+def retry_outbox(args: argparse.Namespace) -> int:
     from fieldwatch.collector.outbox import Queue
 
     if not (args.ids or args.desk or args.all):

@@ -195,8 +195,9 @@ def detail_lines(t: Mapping[str, Any], now: float) -> list[str]:
         ("team", t.get("team")),
         ("assignee", t.get("assignee")),
         ("description", t.get("description") or None),
-        ("last value", None if t.get("last_value") is None
-         else f"{human.number(t['last_value'])} ({human.number(t.get('occurrences'))} samples)"),
+        ("last value", None if t.get("last_value") is None else
+         f"{human.number(t['last_value'])} "
+         f"({human.plural(t.get('occurrences') or 0, 'sample')})"),
         ("opened", human.when_ago(t["opened_at"], now)),
         ("acknowledged", _when(t.get("acknowledged_at"), now)),
         ("waiting since", _when(t.get("waiting_since"), now)),

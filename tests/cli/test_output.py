@@ -80,7 +80,7 @@ def test_tickets_show_in_words(data: Path, capsys: pytest.CaptureFixture[str]) -
     _, one, _ = run(capsys, "tickets", "show", "1", "--data", str(data))
     assert one.startswith("ticket 1: Bearing hot\n")
     assert re.search(r"labels: sensor=bearing\n", one)
-    assert re.search(r"last value: 91.5 \(1 samples\)\n", one)
+    assert re.search(r"last value: 91.5 \(1 sample\)\n", one)
     assert "opened: 2026-09-21 16:13:20 CEST (" in one  # local time, then how long ago
     assert re.search(r"sla response: BREACHED, \S+ .*of 15 min used, was due 2026-09-21 "
                      r"16:28:20 CEST", one)
@@ -205,3 +205,26 @@ def test_every_state_command_takes_json_and_config() -> None:
                      ).choices[word]
         flags = {s for a in p._actions for s in a.option_strings}
         assert {"--json", "--config", "--data", "--db"} <= flags, path
+
+
+def test_outbox_in_words(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fieldwatch.collector import outbox
+    from fieldwatch.collector.desks.config import WebhookDesk
+
+    from fieldwatch.errors import DeskRejected
+    from tests.desks.helpers import fire
+
+    url = f"sqlite:///{tmp_path / 'fw.db'}"
+    store = Store(open_engine(url))
+    outbox.register_desks(store.engine, "fw", [
+        WebhookDesk(type="webhook", name="hook", url="http://127.0.0.1:9/")], 0.0)
+    fire(store, "a", T0)
+    fire(store, "b", T0 + 5)
+    q = outbox.Queue(store.engine)
+    q.dead(q.due("hook", T0 + 10)[0], DeskRejected("POST 127.0.0.1/hook: 422 bad team"))
+    store.engine.dispose()
+    code, out, _ = run(capsys, "outbox", "list", "--state", "all", "--db", url)
+    assert code == 0 and not REPR.search(out)
+    pending, dead = out.splitlines()[1:3]
+    assert re.search(r"pending\s+0\s+2026-09-21 16:13:25 CEST\s+now\s+—$", pending)
+    assert re.search(r"dead\s+1\s+2026-09-21 16:13:20 CEST\s+—\s+POST 127.0.0.1/hook: 422", dead)
