@@ -2,6 +2,13 @@
 
 Population: tickets opened in [since, until). Times are wall-clock seconds except SLA
 compliance, which uses the SLA clocks (working time, pauses excluded).
+
+One SLA verdict per clock, the same for `report kpi`, `report monthly` and the API, taken as
+of `now` (when the report is made), whatever the window: `met` when the clock stopped within
+its target, `breached` when its working time (to the stop, or to now while it runs) passed the
+target, `pending` while it runs within target. A window reaching into the future (this month's
+report) therefore never counts a ticket minutes old as breached, and a past month's verdicts
+are the ones we know now, not the ones of its last instant.
 """
 
 from __future__ import annotations
@@ -37,23 +44,25 @@ def _ever_resolved(t: Mapping[str, Any]) -> bool:
     return t.get("resolved_at") is not None or int(t.get("reopen_count") or 0) > 0
 
 
-def _sla(t: Mapping[str, Any], policy: SlaPolicy, until: float) -> dict[str, str]:
-    """met | breached | pending per clock."""
+def sla_verdicts(t: Mapping[str, Any], policy: SlaPolicy, now: float) -> dict[str, str]:
+    """met | breached | pending per clock, as of `now`."""
     target = policy.target(t.get("sla_priority") or t["severity"])
     out = {}
     for name, limit, stop in (("response", target.respond, t.get("acknowledged_at")),
                               ("resolution", target.resolve, t.get("resolved_at"))):
-        end = until if stop is None else min(stop, until)
-        used = elapsed(target.calendar, t["opened_at"], end, t.get("pauses") or [])
-        if used > limit:
-            out[name] = "breached"
-        else:
-            out[name] = "met" if stop is not None and stop <= until else "pending"
+        running = stop is None or stop > now
+        end = now if running else stop
+        used = elapsed(target.calendar, t["opened_at"], max(end, t["opened_at"]),
+                       t.get("pauses") or [])
+        out[name] = "breached" if used > limit else "pending" if running else "met"
     return out
 
 
 def compute(rows: Iterable[Mapping[str, Any]], policy: SlaPolicy, since: float,
-            until: float) -> dict[str, Any]:
+            until: float, now: float | None = None) -> dict[str, Any]:
+    """The KPIs of tickets opened in [since, until), SLA verdicts as of `now` (default:
+    `until`)."""
+    now = until if now is None else now
     tickets = [t for t in rows if since <= t["opened_at"] < until]
     acked = [t for t in tickets if t.get("acknowledged_at") is not None]
     resolved = [t for t in tickets if t.get("resolved_at") is not None]
@@ -62,7 +71,7 @@ def compute(rows: Iterable[Mapping[str, Any]], policy: SlaPolicy, since: float,
     sla: dict[str, dict[str, dict[str, Any]]] = {}
     for p in PRIORITIES:
         mine = [t for t in tickets if (t.get("sla_priority") or t["severity"]) == p]
-        verdicts = [_sla(t, policy, until) for t in mine]
+        verdicts = [sla_verdicts(t, policy, now) for t in mine]
         sla[p] = {}
         for clock in ("response", "resolution"):
             c = Counter(v[clock] for v in verdicts)
@@ -95,7 +104,7 @@ def compute(rows: Iterable[Mapping[str, Any]], policy: SlaPolicy, since: float,
                     for p in t["resolution"].get("parts") or [])
 
     return {
-        "since": since, "until": until,
+        "since": since, "until": until, "as_of": now,
         "tickets": {"opened": len(tickets), "acknowledged": len(acked),
                     "resolved": len(resolved),
                     "closed": sum(1 for t in tickets if t["state"] == "closed"),

@@ -13,17 +13,20 @@ def month_bounds(year: int, month: int) -> tuple[float, float]:
     return start.timestamp(), end.timestamp()
 
 
+NONE = "—"
+
+
 def _h(s: float | None) -> str:
-    return "–" if s is None else f"{s / 3600:.2f} h"
+    return NONE if s is None else f"{s / 3600:.2f} h"
 
 
 def _p(r: float | None) -> str:
-    return "–" if r is None else f"{100 * r:.1f} %"
+    return NONE if r is None else f"{100 * r:.1f} %"
 
 
 def monthly_markdown(k: dict[str, Any], since: float) -> str:
     month = datetime.fromtimestamp(since, UTC).strftime("%B %Y")
-    t = k["tickets"]
+    t, sat = k["tickets"], k["satisfaction"]
     lines = [
         f"# Service report — {month}", "",
         f"Tickets opened {k['since']} to {k['until']}.", "",
@@ -38,16 +41,20 @@ def monthly_markdown(k: dict[str, Any], since: float) -> str:
         f"- Mean time to resolve (MTTR): {_h(k['mttr_s'])}",
         f"- First-time-fix rate: {_p(k['first_time_fix_rate'])}",
         f"- Recurrence rate: {_p(k['recurrence_rate'])}",
-        f"- Customer satisfaction: {k['satisfaction']['mean'] or '–'} "
-        f"({k['satisfaction']['count']} scores)", "",
+        f"- Customer satisfaction: {NONE if sat['mean'] is None else sat['mean']} "
+        f"({sat['count']} scores)", "",
         "## SLA compliance", "",
-        "| priority | response met | response breached | resolution met | resolution breached |",
-        "|---|---|---|---|---|",
+        # one definition with `report kpi` (collector/kpi.py): verdicts as of the report
+        f"Clocks as of {k.get('as_of') or k['until']}; pending = still running within target.",
+        "",
+        "| priority | response met | breached | pending | resolution met | breached | pending |",
+        "|---|---|---|---|---|---|---|",
     ]
     for p, c in k["sla"].items():
         r, s = c["response"], c["resolution"]
         lines.append(f"| {p} | {r['met']} ({_p(r['compliance'])}) | {r['breached']} | "
-                     f"{s['met']} ({_p(s['compliance'])}) | {s['breached']} |")
+                     f"{r['pending']} | {s['met']} ({_p(s['compliance'])}) | {s['breached']} | "
+                     f"{s['pending']} |")
     lines += ["", "## Response time by fault type", "",
               "| rule | tickets | median | p90 | max |", "|---|---|---|---|---|"]
     for rule, r in k["response_by_rule"].items():

@@ -112,10 +112,11 @@ class ServiceDesk:
                 "tickets": [ticket_json(t) for t in rows]}
 
     def kpi(self, since: float, until: float | None = None) -> dict[str, Any]:
-        until = self.clock.now() if until is None else until
+        now = self.clock.now()
+        until = now if until is None else until
         rows = self.store.list_tickets(None, 10_000_000, since=since, oldest_first=True)
-        out = kpi.compute(rows, self.policy.sla, since, until)
-        out["since"], out["until"] = iso(since), iso(until)
+        out = kpi.compute(rows, self.policy.sla, since, until, now)  # SLA verdicts as of now
+        out["since"], out["until"], out["as_of"] = iso(since), iso(until), iso(now)
         return out
 
     # -- changing -----------------------------------------------------------------------------

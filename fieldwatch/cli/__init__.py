@@ -1,51 +1,93 @@
-"""`fieldwatch` — one entry point; each command group lives in its own module.
+"""`fieldwatch` — one entry point; each command lives in its own module, imported only when it
+runs.
+
+`fieldwatch agent run` must cost what `python -m fieldwatch.agent run` costs (issue 12 #10):
+importing every command's module would load the collector side (SQLAlchemy, pydantic, the rule
+engine) into the agent. So the top-level parser knows only the command names and their help
+lines; the chosen command's module is imported and registers its own parser.
 
 Only this layer prints and exits: errors raised below become a message and an exit code
-(1 for invalid input found, 2 for bad usage or config).
+(1 for invalid input found, 2 for bad usage or config). Output cut short by a closed pipe
+(`| head`) ends quietly with 141, as a shell reports a process killed by SIGPIPE.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from fieldwatch import __version__
-from fieldwatch.cli import (
-    agent,
-    collector,
-    deadletter,
-    devices,
-    diag,
-    outbox,
-    report,
-    rules,
-    silences,
-    snmp,
-    tickets,
-    up,
-)
+from fieldwatch.cli.common import CommandLineError
 from fieldwatch.errors import ConfigError, FieldwatchError, LocatedError
 from fieldwatch.redact import redact_logged_urls
 
-GROUPS = (up, agent, collector, tickets, devices, rules, diag, snmp, silences, outbox, report,
-          deadletter)
+# name → (module whose `register(sub)` adds the command, its line in `fieldwatch --help`);
+# tests/cli/test_lazy.py checks each line matches what the module registers.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "up": ("fieldwatch.cli.up", "all-in-one: broker, collector, local agent, web page"),
+    "agent": ("fieldwatch.cli.agent", "the monitoring agent"),
+    "collector": ("fieldwatch.cli.collector", "the collector (rules, tickets, API)"),
+    "tickets": ("fieldwatch.cli.tickets", "service desk: list, show and work tickets"),
+    "devices": ("fieldwatch.cli.devices", "known devices"),
+    "rules": ("fieldwatch.cli.rules", "validate, test and backtest rule files"),
+    "diag": ("fieldwatch.cli.diag", "remote diagnostics on devices"),
+    "snmp": ("fieldwatch.cli.snmp", "SNMP tools"),
+    "silences": ("fieldwatch.cli.silences", "maintenance windows: mute alerts by matcher and time"),
+    "outbox": ("fieldwatch.cli.outbox", "deliveries to external desks: list, retry dead letters"),
+    "report": ("fieldwatch.cli.report", "KPIs and monthly summaries"),
+    "deadletter": ("fieldwatch.cli.deadletter", "messages the store refused, set aside: list, show"),
+}
+
+SIGPIPE_EXIT = 141  # 128 + SIGPIPE
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_of(argv: Sequence[str]) -> str | None:
+    """The command word: the first argument that is not an option (top-level options take no
+    values)."""
+    for arg in argv:
+        if arg == "--":
+            return None
+        if not arg.startswith("-"):
+            return arg
+    return None
+
+
+def build_parser(command: str | None = None, *, every: bool = False) -> argparse.ArgumentParser:
+    """The parser with `command` (or, with `every`, each command) fully registered; the others
+    are placeholders carrying only their help line."""
     parser = argparse.ArgumentParser(prog="fieldwatch", description=(
         "Remote equipment monitoring and auto-ticketing."))
     parser.add_argument("--version", action="version", version=f"fieldwatch {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in GROUPS:
-        group.register(sub)
+    for name, (module, helptext) in COMMANDS.items():
+        if every or name == command:
+            importlib.import_module(module).register(sub)
+        else:
+            sub.add_parser(name, help=helptext)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        code = _run(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # the reader went away (`| head`): nothing more to say to it, and no traceback
+        # (https://docs.python.org/3/library/signal.html#note-on-sigpipe)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return SIGPIPE_EXIT
+
+
+def _run(argv: list[str]) -> int:
+    args = build_parser(command_of(argv)).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
@@ -55,6 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
+        return 2
+    except CommandLineError as exc:
+        print(f"fieldwatch {args.command}: {exc}", file=sys.stderr)
         return 2
     except LocatedError as exc:
         print(exc, file=sys.stderr)

@@ -1,8 +1,8 @@
-"""Options and output shared by the commands that read state."""
+"""Output and signals shared by the commands. Light on purpose: the agent's command imports it
+(no store, no pydantic here; where the state is: fieldwatch/cli/state.py)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import signal
 import sys
@@ -10,18 +10,12 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from fieldwatch.collector.store.db import db_url, open_engine
-from fieldwatch.collector.store.store import Store
+from fieldwatch.errors import FieldwatchError
 
 
-def add_state_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--data", metavar="DIR", help="data directory (default ./fieldwatch-data)")
-    g.add_argument("--db", metavar="URL", help="sqlite path or postgresql:// URL")
-
-
-def open_store(args: argparse.Namespace) -> Store:
-    return Store(open_engine(db_url(args.db, args.data)))
+class CommandLineError(FieldwatchError):
+    """The command line asks for what cannot be (a port in use, no data directory): the CLI
+    prints it on one line and exits 2, like an argparse usage error."""
 
 
 def print_json(rows: Iterable[dict[str, Any]]) -> None:
@@ -30,12 +24,13 @@ def print_json(rows: Iterable[dict[str, Any]]) -> None:
 
 
 def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    """Columns of already human text (fieldwatch/cli/human.py); None shows as "—"."""
     if not rows:
         print("(none)")
         return
-    text = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    text = [[("—" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
     widths = [max(len(c), *(len(t[i]) for t in text)) for i, c in enumerate(columns)]
-    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)))
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
     for t in text:
         print("  ".join(v.ljust(w) for v, w in zip(t, widths, strict=True)).rstrip())
 
@@ -50,3 +45,18 @@ def stop_on_signals() -> threading.Event:
     signal.signal(signal.SIGINT, _handler)
     signal.signal(signal.SIGTERM, _handler)
     return stop
+
+
+# Where the state is lives in fieldwatch/cli/state.py; these two keep command modules written
+# against their old place here working (imported on call, so this module stays light).
+
+def add_state_options(p: Any, config_help: str | None = None) -> None:
+    from fieldwatch.cli import state
+
+    state.add_state_options(p, config_help)
+
+
+def open_store(args: Any, *, write: bool = False) -> Any:
+    from fieldwatch.cli import state
+
+    return state.open_store(args, write=write)

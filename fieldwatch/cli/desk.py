@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import argparse
 import getpass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fieldwatch.cli.common import add_state_options
-from fieldwatch.clock import SystemClock
-from fieldwatch.collector.service_desk import ServiceDesk
-from fieldwatch.collector.store.db import db_url, open_engine
-from fieldwatch.collector.store.store import Store
-from fieldwatch.collector.tickets.config import DeskConfig, load_desk
+from fieldwatch.cli.state import add_state_options, config_settings, locate
+
+if TYPE_CHECKING:
+    from fieldwatch.collector.service_desk import ServiceDesk
 
 
 def add_desk_options(p: argparse.ArgumentParser) -> None:
     add_state_options(p)
-    p.add_argument("--config", type=Path, metavar="FILE",
-                   help="collector.yaml whose `db` and `desk:` (SLA, teams) to use")
 
 
 def add_actor(p: argparse.ArgumentParser) -> None:
@@ -33,17 +29,20 @@ def actor(args: argparse.Namespace) -> str:
         return "cli"
 
 
-def open_desk(args: argparse.Namespace) -> ServiceDesk:
-    """The same ServiceDesk the API uses, over the store named by --db/--data/--config."""
-    desk_cfg, db = DeskConfig(), None
-    if getattr(args, "config", None):
-        from fieldwatch.collector.config import CollectorConfig
-        from fieldwatch.config import load_config
+def open_desk(args: argparse.Namespace, *, write: bool = False) -> ServiceDesk:
+    """The same ServiceDesk the API uses, over the store named by --db/--data/--config (the
+    config's `desk:` gives the SLA and teams policy)."""
+    from fieldwatch.clock import SystemClock
+    from fieldwatch.collector.service_desk import ServiceDesk
+    from fieldwatch.collector.store.db import open_engine
+    from fieldwatch.collector.store.store import Store
+    from fieldwatch.collector.tickets.config import DeskConfig, load_desk
 
-        cfg = load_config(CollectorConfig, args.config)
-        desk_cfg, db = cfg.desk, cfg.db
-    url = db_url(args.db, args.data) if (args.db or args.data or not db) else db_url(db)
-    return ServiceDesk(Store(open_engine(url), load_desk(desk_cfg)), SystemClock())
+    settings = config_settings(args)
+    cfg = settings[0]
+    policy = load_desk(cfg.desk if cfg else DeskConfig())  # a broken SLA file is the first news
+    url = locate(args, write=write, settings=settings).url
+    return ServiceDesk(Store(open_engine(url), policy), SystemClock())
 
 
 def close_desk(desk: ServiceDesk) -> None:

@@ -1,11 +1,16 @@
-"""`fieldwatch devices list` — known devices, last seen, status."""
+"""`fieldwatch devices list|history` — known devices, last seen, status, maintenance history."""
 
 from __future__ import annotations
 
 import argparse
+import time
+from collections.abc import Mapping
+from typing import Any
 
-from fieldwatch.cli.common import add_state_options, open_store, print_json, print_table
+from fieldwatch.cli import human
+from fieldwatch.cli.common import print_json, print_table
 from fieldwatch.cli.desk import add_desk_options, close_desk, open_desk
+from fieldwatch.cli.state import add_state_options, open_store
 from fieldwatch.jsonout import device_json
 
 
@@ -33,10 +38,20 @@ def list_devices(args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
     else:
-        rows = [r if r["confirmed"] else {**r, "status": "unconfirmed"} for r in rows]
-        print_table(rows, ["site", "device", "status", "last_seen", "last_seq",
-                           "messages_total", "missing", "backfilled"])
+        now = time.time()
+        print_table([device_row(d if d["confirmed"] else {**d, "status": "unconfirmed"}, now)
+                     for d in rows],
+                    ["site", "device", "status", "last_seen", "last_seq", "messages_total",
+                     "missing", "backfilled"])
     return 0
+
+
+def device_row(d: Mapping[str, Any], now: float) -> dict[str, str]:
+    return {**{k: human.value(d.get(k)) for k in ("site", "device", "last_seq",
+                                                  "messages_total", "missing", "backfilled")},
+            "status": human.value(d.get("status"))
+            + (f" ({d['status_cause']})" if d.get("status_cause") else ""),
+            "last_seen": human.relative(d.get("last_seen"), now)}
 
 
 def device_history(args: argparse.Namespace) -> int:
@@ -48,9 +63,12 @@ def device_history(args: argparse.Namespace) -> int:
     if args.json:
         print_json([h])
         return 0
-    print(f"{h['site']}/{h['device']}: first seen {h['first_seen']}, last seen {h['last_seen']}")
-    if h["inventory"]:
-        print("inventory: " + ", ".join(f"{k}={v}" for k, v in h["inventory"].items()))
-    rows = [{**t, "fix": (t["resolution"] or {}).get("fix", "")} for t in h["tickets"]]
-    print_table(rows, ["id", "opened_at", "state", "priority", "rule", "title", "fix"])
+    print(f"{h['site']}/{h['device']}: first seen {human.when(h['first_seen'])}, "
+          f"last seen {human.when(h['last_seen'])}")
+    for k, v in human.inventory(h["inventory"]):
+        print(f"{k:>12}: {v}")
+    rows = [{"id": str(t["id"]), "opened": human.when(t["opened_at"]), "state": t["state"],
+             "priority": t["priority"], "rule": t["rule"], "title": t["title"],
+             "fix": human.value((t["resolution"] or {}).get("fix"))} for t in h["tickets"]]
+    print_table(rows, ["id", "opened", "state", "priority", "rule", "title", "fix"])
     return 0

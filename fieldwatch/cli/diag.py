@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
-from fieldwatch.cli.common import add_state_options, print_json, print_table
+from fieldwatch.cli import human
+from fieldwatch.cli.common import print_json, print_table
+from fieldwatch.cli.state import ENV, add_state_options, config_settings, locate
 from fieldwatch.durations import parse_duration
 
 DEFAULT_CONFIG = Path("/etc/fieldwatch/collector.yaml")
@@ -44,19 +47,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     ons.add_argument("--by", required=True)
     ons.add_argument("--reason", default="remote diagnosis did not fix it")
     ons.add_argument("--json", action="store_true")
-    ons.add_argument("--config", type=Path, help="collector config: its database, and its "
-                     "rules to name the metric to check")
-    add_state_options(ons)
+    add_state_options(ons, config_help="collector config: its database, and its rules to name "
+                      "the metric to check")
     ons.set_defaults(func=onsite)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", type=Path, help="collector config: broker, database and "
-                   f"diag.private_key (default {DEFAULT_CONFIG}; without it: `fieldwatch up`'s "
-                   "data directory and key, broker on 127.0.0.1)")
-    p.add_argument("--db", metavar="URL", help="override the config's database")
-    p.add_argument("--data", type=Path, metavar="DIR",
-                   help="`fieldwatch up` data directory (default ./fieldwatch-data)")
+    add_state_options(p, config_help=(
+        "collector config: broker, database and diag.private_key (default "
+        f"{DEFAULT_CONFIG} if it exists; without it: `fieldwatch up`'s data directory, its "
+        "key and broker)"))
     p.add_argument("--mqtt-port", type=int, help="broker port when no config is used")
     p.add_argument("--timeout", type=parse_duration, default=60.0, help="wait this long")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -72,39 +72,47 @@ def register_ticket_actions(tsub: argparse._SubParsersAction) -> None:  # type: 
     ap.add_argument("--note", default="")
     ap.add_argument("--valid-for", type=parse_duration, default=86400.0,
                     help="use it within this long (default 24h); it is good for one run")
+    ap.add_argument("--json", action="store_true", help="the approval recorded")
     add_state_options(ap)
     ap.set_defaults(func=approve)
 
 
-def _diag_store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _diag_store(args: argparse.Namespace, write: bool = False):  # type: ignore[no-untyped-def]
     from fieldwatch.collector.diag.store import DiagStore
-    from fieldwatch.collector.store.db import db_url, open_engine
+    from fieldwatch.collector.store.db import open_engine
 
-    return DiagStore(open_engine(db_url(getattr(args, "db", None), getattr(args, "data", None))))
+    return DiagStore(open_engine(locate(args, write=write).url))
 
 
 def _collector(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """(collector config, its DiagStore): from --config, or /etc/fieldwatch/collector.yaml when
+    no other place is named; next to `fieldwatch up` (its data directory), with up's MQTT port
+    and signing key."""
+    import msgspec
+
+    from fieldwatch.cli.state import read_config
     from fieldwatch.collector.config import CollectorConfig
+    from fieldwatch.collector.diag.local import KEY_NAME
     from fieldwatch.collector.diag.store import DiagStore
-    from fieldwatch.collector.store.db import db_url, open_engine
-    from fieldwatch.config import load_config
+    from fieldwatch.collector.store.db import open_engine
 
-    path = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
-    if path is not None:
-        cfg = load_config(CollectorConfig, path)
-    else:  # next to `fieldwatch up`: its data directory, its key, its broker
-        from fieldwatch.collector.diag.config import CollectorDiagConfig
-        from fieldwatch.collector.diag.local import KEY_NAME
-        from fieldwatch.config import BrokerConfig
-
-        data = Path(getattr(args, "data", None) or "fieldwatch-data").resolve()
-        key = data / "keys" / f"{KEY_NAME}.key"
-        port = getattr(args, "mqtt_port", None) or _up_port(data) or 1883
-        cfg = CollectorConfig(
-            db=f"sqlite:///{data / 'fieldwatch.db'}",
-            broker=BrokerConfig(port=port),
-            diag=CollectorDiagConfig(private_key=key if key.exists() else None))
-    return cfg, DiagStore(open_engine(db_url(args.db or cfg.db)))
+    settings = config_settings(args)
+    if settings[0] is None and DEFAULT_CONFIG.exists() and not (
+            args.data or args.db or os.environ.get(ENV)):
+        default = read_config(DEFAULT_CONFIG)[0]
+        settings = (default, None, default.db)  # its database, even when left at the default
+    cfg = settings[0] or CollectorConfig()
+    where = locate(args, settings=settings)
+    port = getattr(args, "mqtt_port", None)
+    if where.data is not None:  # a `fieldwatch up` data directory: its broker and its key
+        port = port or _up_port(where.data)
+        key = where.data / "keys" / f"{KEY_NAME}.key"
+        if cfg.diag.private_key is None and key.exists():
+            cfg = cfg.model_copy(update={"diag": cfg.diag.model_copy(
+                update={"private_key": key})})
+    if port:
+        cfg = cfg.model_copy(update={"broker": msgspec.structs.replace(cfg.broker, port=port)})
+    return cfg, DiagStore(open_engine(where.url))
 
 
 def _up_port(data: Path) -> int | None:
@@ -191,14 +199,23 @@ def keygen(args: argparse.Namespace) -> int:
 def approve(args: argparse.Namespace) -> int:
     import time
 
-    store = _diag_store(args)
+    from fieldwatch.jsonout import iso
+
+    now = time.time()
+    store = _diag_store(args, write=True)
     try:
-        aid = store.approve(args.id, args.action, args.by, time.time(), args.valid_for,
+        aid = store.approve(args.id, args.action, args.by, now, args.valid_for,
                             on_behalf_of=args.on_behalf_of, note=args.note)
     finally:
         store.engine.dispose()
+    if args.json:
+        print_json([{"id": aid, "ticket": args.id, "action": args.action, "by": args.by,
+                     "on_behalf_of": args.on_behalf_of, "note": args.note, "at": iso(now),
+                     "expires_at": iso(now + args.valid_for)}])
+        return 0
     who = f"{args.by} on behalf of {args.on_behalf_of}" if args.on_behalf_of else args.by
-    print(f"approval {aid}: {who} authorized {args.action} on ticket {args.id}")
+    print(f"approval {aid}: {who} authorized {args.action} on ticket {args.id}, "
+          f"valid until {human.when(now + args.valid_for)}")
     return 0
 
 
@@ -214,7 +231,7 @@ def onsite(args: argparse.Namespace) -> int:
         cfg, store = _collector(args)
         metrics = {r.name: r.metric for r in load_rules(cfg.rules).rules}
     else:
-        store = _diag_store(args)
+        store = _diag_store(args, write=True)
     try:
         facts = store.visit_facts(args.id)
         facts["metric"] = metrics.get(facts["ticket"]["rule"], "")
@@ -251,7 +268,8 @@ def show(args: argparse.Namespace) -> int:
     for r in rows:
         res = r.get("result") or {}
         who = "rule" if r["auto"] else r["requested_by"]
-        print(f"== {r['check_name']} {r['args'] or ''} by {who} at {iso(r['sent_at'])}: "
+        params = f" {human.value(r['args'])}" if r["args"] else ""
+        print(f"== {r['check_name']}{params} by {who} at {human.when(r['sent_at'])}: "
               f"{r['status']}{' (' + r['reason'] + ')' if r['reason'] else ''}")
         if res.get("output"):
             sys.stdout.write(res["output"] if res["output"].endswith("\n")

@@ -7,8 +7,11 @@ the collector's worker picks retried rows up at its next poll.
 from __future__ import annotations
 
 import argparse
+import time
 
-from fieldwatch.cli.common import add_state_options, open_store, print_json, print_table
+from fieldwatch.cli import human
+from fieldwatch.cli.common import CommandLineError, print_json, print_table
+from fieldwatch.cli.state import add_state_options, open_store
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -26,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     rt.add_argument("ids", type=int, nargs="*", metavar="ID", help="outbox row ids")
     rt.add_argument("--desk", help="every dead letter of this desk")
     rt.add_argument("--all", action="store_true", help="every dead letter")
+    rt.add_argument("--json", action="store_true", help='{"requeued": N}')
     add_state_options(rt)
     rt.set_defaults(func=retry_outbox)
 
@@ -45,25 +49,35 @@ def list_outbox(args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
         return 0
-    print_table(rows, ["id", "desk", "ticket_id", "action", "state", "attempts", "created_at",
-                       "last_error"])
+    now = time.time()
+    print_table([{**{k: human.value(r[k]) for k in ("id", "desk", "action", "state",
+                                                    "attempts", "last_error")},
+                  "ticket": human.value(r["ticket_id"]), "created": human.when(r["created_at"]),
+                  "next_try": _next_try(r["next_at"], now)} for r in rows],
+                ["id", "desk", "ticket", "action", "state", "attempts", "created", "next_try",
+                 "last_error"])
     for desk, by_state in sorted(counts.items()):
         print(f"{desk}: " + ", ".join(f"{n} {s}" for s, n in sorted(by_state.items())))
     return 0
 
 
-def retry_outbox(args: argparse.Namespace) -> int:
-    import time
+def _next_try(at: str | None, now: float) -> str:
+    ts = human.epoch(at)
+    return human.NONE if ts is None else "now" if ts <= now else human.when_ago(at, now)
 
+
+def retry_outbox(args: argparse.Namespace) -> int:
     from fieldwatch.collector.outbox import Queue
 
     if not (args.ids or args.desk or args.all):
-        print("fieldwatch outbox retry: give row ids, --desk NAME or --all")
-        return 2
-    store = open_store(args)
+        raise CommandLineError("give row ids, --desk NAME or --all")
+    store = open_store(args, write=True)
     try:
         n = Queue(store.engine).retry(time.time(), args.ids, args.desk)
     finally:
         store.engine.dispose()
-    print(f"requeued {n} dead letter{'s' if n != 1 else ''}")
+    if args.json:
+        print_json([{"requeued": n}])
+    else:
+        print(f"requeued {n} dead letter{'s' if n != 1 else ''}")
     return 0 if n or args.all or args.desk else 1

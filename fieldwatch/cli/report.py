@@ -7,7 +7,9 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from fieldwatch.cli import human
 from fieldwatch.cli.desk import add_desk_options, close_desk, open_desk
 from fieldwatch.collector.report import month_bounds, monthly_markdown
 from fieldwatch.durations import parse_duration
@@ -25,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     m = rsub.add_parser("monthly", help="a Markdown summary of one month")
     m.add_argument("--month", help="YYYY-MM (default: the previous month, UTC)")
     m.add_argument("--out", type=Path, help="write here instead of standard output")
+    m.add_argument("--json", action="store_true",
+                   help="the month's KPIs as `report kpi --json` gives them")
     add_desk_options(m)
     m.set_defaults(func=monthly)
 
@@ -44,19 +48,32 @@ def kpi(args: argparse.Namespace) -> int:
         json.dump(out, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
-    t = out["tickets"]
-    print(f"tickets opened {out['since']} .. {out['until']}: {t['opened']} "
-          f"(acknowledged {t['acknowledged']}, resolved {t['resolved']}, still open {t['open']})")
-    print(f"MTTA: {_dur(out['mtta_s'])}   MTTR: {_dur(out['mttr_s'])}")
-    print(f"first-time fix: {_pct(out['first_time_fix_rate'])}   "
-          f"recurrence: {_pct(out['recurrence_rate'])}   satisfaction: "
-          f"{out['satisfaction']['mean']} ({out['satisfaction']['count']} scores)")
-    for p, clocks in out["sla"].items():
-        print(f"SLA {p}: response {_pct(clocks['response']['compliance'])}, "
-              f"resolution {_pct(clocks['resolution']['compliance'])}")
-    for c in out["causes"][:10]:
-        print(f"  cause {c['cause']}: {c['count']} ({c['cumulative_percent']}% cumulative)")
+    print("\n".join(kpi_lines(out)))
     return 0
+
+
+def kpi_lines(k: dict[str, Any]) -> list[str]:
+    t, sat = k["tickets"], k["satisfaction"]
+    lines = [
+        f"tickets opened {human.when(k['since'])} .. {human.when(k['until'])}: {t['opened']} "
+        f"(acknowledged {t['acknowledged']}, resolved {t['resolved']}, still open {t['open']})",
+        f"MTTA: {human.duration(k['mtta_s'])}   MTTR: {human.duration(k['mttr_s'])}",
+        f"first-time fix: {human.percent(k['first_time_fix_rate'])}   "
+        f"recurrence: {human.percent(k['recurrence_rate'])}   satisfaction: "
+        + (f"{sat['mean']:g}/5 ({sat['count']} scores)" if sat["count"] else human.NONE),
+        f"SLA clocks as of {human.when(k.get('as_of') or k['until'])}; compliance = met / "
+        "(met + breached)"]
+    for p, clocks in k["sla"].items():
+        if not any(c["met"] + c["breached"] + c["pending"] for c in clocks.values()):
+            lines.append(f"SLA {p}: no tickets")
+            continue
+        lines.append(f"SLA {p}: " + ", ".join(
+            f"{name} {human.percent(c['compliance'])} ({c['met']} met, {c['breached']} "
+            f"breached, {c['pending']} pending)" for name, c in clocks.items()))
+    for c in k["causes"][:10]:
+        lines.append(f"  cause {c['cause']}: {c['count']} "
+                     f"({c['cumulative_percent']}% cumulative)")
+    return lines
 
 
 def monthly(args: argparse.Namespace) -> int:
@@ -72,22 +89,14 @@ def monthly(args: argparse.Namespace) -> int:
             now = datetime.fromtimestamp(desk.clock.now(), UTC)
             y, m = (now.year, now.month - 1) if now.month > 1 else (now.year - 1, 12)
             since, until = month_bounds(y, m)
-        text = monthly_markdown(desk.kpi(since, until), since)
+        figures = desk.kpi(since, until)
     finally:
         close_desk(desk)
+    text = (json.dumps(figures, indent=2) + "\n") if args.json else monthly_markdown(figures,
+                                                                                       since)
     if args.out:
         args.out.write_text(text, encoding="utf-8")
         print(f"wrote {args.out}")
     else:
         sys.stdout.write(text)
     return 0
-
-
-def _dur(s: float | None) -> str:
-    if s is None:
-        return "-"
-    return f"{s / 3600:.1f} h" if s >= 3600 else f"{s / 60:.1f} min"
-
-
-def _pct(r: float | None) -> str:
-    return "-" if r is None else f"{100 * r:.1f}%"

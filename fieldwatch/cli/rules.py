@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from fieldwatch.cli.common import add_state_options
+from fieldwatch.cli.state import add_state_options
 from fieldwatch.collector.rules.loader import load_rules
 from fieldwatch.durations import parse_duration
 from fieldwatch.errors import RuleError
@@ -70,7 +70,7 @@ def test_rules(args: argparse.Namespace) -> int:
 def backtest_rules(args: argparse.Namespace) -> int:
     import time
 
-    from fieldwatch.cli.common import open_store
+    from fieldwatch.cli.state import open_store
     from fieldwatch.collector.rules.backtest import backtest, format_report
 
     try:

@@ -10,8 +10,11 @@ import datetime as dt
 import getpass
 import sys
 import time
+from typing import Any
 
-from fieldwatch.cli.common import add_state_options, open_store, print_json, print_table
+from fieldwatch.cli import human
+from fieldwatch.cli.common import print_json, print_table
+from fieldwatch.cli.state import add_state_options, open_store
 from fieldwatch.durations import parse_duration
 from fieldwatch.errors import FieldwatchError
 
@@ -29,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     end.add_argument("--duration", help="e.g. 2h, 30m")
     add.add_argument("--author", default=None, help="who (default: the login name)")
     add.add_argument("--reason", required=True, help="why (shown with every muted alert)")
+    add.add_argument("--json", action="store_true", help="the new silence, as `list --json`")
     add_state_options(add)
     add.set_defaults(func=add_silence)
     ls = ssub.add_parser("list", help="running and scheduled silences")
@@ -38,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     ls.set_defaults(func=list_silences)
     ex = ssub.add_parser("expire", help="end a silence now")
     ex.add_argument("id")
+    ex.add_argument("--json", action="store_true", help="the ended silence, as `list --json`")
     add_state_options(ex)
     ex.set_defaults(func=expire_silence)
 
@@ -67,10 +72,6 @@ def _matchers(items: list[str]) -> dict[str, str]:
     return out
 
 
-def _iso(t: float) -> str:
-    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def add_silence(args: argparse.Namespace) -> int:
     from fieldwatch.collector.store.silences import SilenceStore
 
@@ -84,14 +85,22 @@ def add_silence(args: argparse.Namespace) -> int:
     else:
         ends = _when(args.end)
     author = args.author or getpass.getuser()
-    store = open_store(args)
+    store = open_store(args, write=True)
     try:
-        sid = SilenceStore(store.engine).add(_matchers(args.match), starts, ends, author,
-                                             args.reason, now)
+        silences = SilenceStore(store.engine)
+        sid = silences.add(_matchers(args.match), starts, ends, author, args.reason, now)
+        row = _one(silences.list(now, include_ended=True), sid)
     finally:
         store.engine.dispose()
-    print(f"silence {sid}: {_iso(starts)} → {_iso(ends)}")
+    if args.json:
+        print_json([row])
+    else:
+        print(f"silence {sid}: {human.when(starts)} → {human.when(ends)}")
     return 0
+
+
+def _one(rows: list[dict[str, Any]], sid: str) -> dict[str, Any]:
+    return next(r for r in rows if str(r["id"]) == str(sid))
 
 
 def list_silences(args: argparse.Namespace) -> int:
@@ -106,7 +115,8 @@ def list_silences(args: argparse.Namespace) -> int:
         print_json(rows)
         return 0
     print_table([{**r, "matchers": ",".join(f"{k}={v}" for k, v in r["matchers"].items()),
-                  "starts": _iso(r["starts_at"]), "ends": _iso(r["ends_at"])} for r in rows],
+                  "starts": human.when(r["starts_at"]), "ends": human.when(r["ends_at"])}
+                 for r in rows],
                 ["id", "state", "matchers", "starts", "ends", "author", "reason"])
     return 0
 
@@ -114,13 +124,19 @@ def list_silences(args: argparse.Namespace) -> int:
 def expire_silence(args: argparse.Namespace) -> int:
     from fieldwatch.collector.store.silences import SilenceStore
 
-    store = open_store(args)
+    now = time.time()
+    store = open_store(args, write=True)
     try:
-        ok = SilenceStore(store.engine).expire(args.id, time.time())
+        silences = SilenceStore(store.engine)
+        ok = silences.expire(args.id, now)
+        rows = silences.list(now, include_ended=True) if ok else []
     finally:
         store.engine.dispose()
     if not ok:
         print(f"fieldwatch: no running silence {args.id!r}", file=sys.stderr)
         return 1
-    print(f"silence {args.id} expired")
+    if args.json:
+        print_json([_one(rows, args.id)])
+    else:
+        print(f"silence {args.id} expired")
     return 0

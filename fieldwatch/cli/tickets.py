@@ -7,19 +7,22 @@ shapes of docs/operations.md.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from fieldwatch.cli import human
 from fieldwatch.cli.common import print_json, print_table
 from fieldwatch.cli.desk import actor, add_actor, add_desk_options, close_desk, open_desk
 from fieldwatch.cli.diag import register_ticket_actions
 from fieldwatch.collector.service_desk import ServiceDesk
+from fieldwatch.collector.sla.policy import PRIORITIES
 from fieldwatch.collector.tickets.cases import Resolution
-from fieldwatch.collector.tickets.lifecycle import CLOSE_REASONS
+from fieldwatch.collector.tickets.lifecycle import CLOSE_REASONS, STATES
 from fieldwatch.errors import TransitionRefused
 
-LIST_COLUMNS = ["id", "state", "priority", "device", "title", "team", "assignee",
-                "occurrences", "opened_at"]
+LIST_COLUMNS = ["id", "state", "priority", "device", "title", "team", "assignee", "seen",
+                "opened"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -27,8 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     tsub = p.add_subparsers(dest="tickets_command", required=True, metavar="ACTION")
 
     ls = tsub.add_parser("list", help="list tickets, newest first")
-    ls.add_argument("--status", help="a state, or `open` for every not-yet-resolved state")
-    for f in ("team", "assignee", "priority", "site", "device", "rule"):
+    ls.add_argument("--status", choices=STATES,
+                    help="a state; `open` means every not-yet-resolved state")
+    ls.add_argument("--priority", choices=PRIORITIES)
+    for f in ("team", "assignee", "site", "device", "rule"):
         ls.add_argument(f"--{f}")
     ls.add_argument("--limit", type=int, default=1000)
     ls.add_argument("--json", action="store_true", help="stable JSON (docs/operations.md)")
@@ -48,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     create.add_argument("--title", required=True)
     create.add_argument("--description", default="")
     create.add_argument("--customer", help="who reported it and how to reach them")
-    create.add_argument("--priority", choices=["P1", "P2", "P3"], default="P3")
+    create.add_argument("--priority", choices=PRIORITIES, default="P3")
     create.add_argument("--team")
     _common(create, create_ticket)
 
@@ -96,10 +101,10 @@ def _common(p: argparse.ArgumentParser, func: Callable[[argparse.Namespace], int
     p.set_defaults(func=func)
 
 
-def _with_desk(fn: Callable[[ServiceDesk, argparse.Namespace], int]
+def _with_desk(fn: Callable[[ServiceDesk, argparse.Namespace], int], write: bool = True
                ) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        desk = open_desk(args)
+        desk = open_desk(args, write=write)
         try:
             return fn(desk, args)
         finally:
@@ -135,22 +140,31 @@ def create_ticket(desk: ServiceDesk, args: argparse.Namespace) -> int:
     return 0
 
 
-@_with_desk
-def list_tickets(desk: ServiceDesk, args: argparse.Namespace) -> int:
+def _list_tickets(desk: ServiceDesk, args: argparse.Namespace) -> int:
     rows = desk.list(args.status, args.limit, team=args.team, assignee=args.assignee,
                      priority=args.priority, site=args.site, device=args.device,
                      rule=args.rule)
     if args.json:
         print_json(rows)
     else:
-        print_table(rows, LIST_COLUMNS)
+        print_table([list_row(t) for t in rows], LIST_COLUMNS)
     return 0
 
 
-@_with_desk
-def show_ticket(desk: ServiceDesk, args: argparse.Namespace) -> int:
+def _show_ticket(desk: ServiceDesk, args: argparse.Namespace) -> int:
     _print_ticket(desk.show(args.id), args.json, brief=False)
     return 0
+
+
+list_tickets = _with_desk(_list_tickets, write=False)
+show_ticket = _with_desk(_show_ticket, write=False)
+
+
+def list_row(t: Mapping[str, Any]) -> dict[str, str]:
+    return {"id": str(t["id"]), "state": t["state"], "priority": t["priority"],
+            "device": f"{t['site']}/{t['device']}", "title": t["title"],
+            "team": human.value(t.get("team")), "assignee": human.value(t.get("assignee")),
+            "seen": human.number(t.get("occurrences")), "opened": human.when(t["opened_at"])}
 
 
 def _print_ticket(t: dict[str, Any], as_json: bool, brief: bool) -> None:
@@ -161,18 +175,80 @@ def _print_ticket(t: dict[str, Any], as_json: bool, brief: bool) -> None:
         print(f"ticket {t['id']}: {t['state']} {t['priority']} {t['title']}"
               + (f" (assigned to {t['assignee']})" if t.get("assignee") else ""))
         return
-    skip = {"timeline", "similar", "sla", "inventory"}
-    for k, v in t.items():
-        if k not in skip and v not in (None, {}, []):
-            print(f"{k:>15}: {v}")
-    for name, c in t["sla"].items():
-        state = ("met" if c["stopped_at"] and not c["breached"] else
-                 "BREACHED" if c["breached"] else "paused" if c["paused"] else "running")
-        print(f"{'sla ' + name:>15}: {state}, {c['percent']}% used, due {c['due']}")
-    print("\ntimeline:")
-    print_table(t["timeline"], ["at", "actor", "kind", "reason"])
-    if t["similar"]:
-        print("\nsimilar past fixes:")
+    print("\n".join(detail_lines(t, time.time())))
+
+
+def detail_lines(t: Mapping[str, Any], now: float) -> list[str]:
+    """`tickets show`: labelled lines, timeline, similar past fixes; nothing empty shown."""
+    prio = t["priority"] + (f" (opened as {t['severity']})"
+                            if t.get("severity") not in (None, t["priority"]) else "")
+    res = t.get("resolution") or {}
+    fields: list[tuple[str, str | None]] = [
+        ("state", t["state"] + (f" ({t['close_reason']})" if t.get("close_reason") else "")),
+        ("priority", prio),
+        ("device", f"{t['site']}/{t['device']}"
+         + (f" ({t['device_type']})" if t.get("device_type") else "")),
+        ("rule", None if t.get("rule") == "manual" else t.get("rule")),
+        ("labels", human.value(t.get("labels")) if t.get("labels") else None),
+        ("source", t.get("source")),
+        ("customer", t.get("customer")),
+        ("team", t.get("team")),
+        ("assignee", t.get("assignee")),
+        ("description", t.get("description") or None),
+        ("last value", None if t.get("last_value") is None else
+         f"{human.number(t['last_value'])} "
+         f"({human.plural(t.get('occurrences') or 0, 'sample')})"),
+        ("opened", human.when_ago(t["opened_at"], now)),
+        ("acknowledged", _when(t.get("acknowledged_at"), now)),
+        ("waiting since", _when(t.get("waiting_since"), now)),
+        ("resolved", _when(t.get("resolved_at"), now)),
+        ("closed", _when(t.get("closed_at"), now)),
+        ("last seen", _when(t.get("last_seen"), now) if t.get("source") != "manual" else None),
+        ("updated", _when(t.get("updated_at"), now)),
+        ("cause", res.get("cause")),
+        ("fix", _fix(res) if res else None),
+        ("reopened", f"{t['reopen_count']} times" if t.get("reopen_count") else None),
+        ("recurrences", str(t["recurrences"]) if t.get("recurrences") else None),
+        ("recurrence of", f"ticket {t['recurrence_of']}" if t.get("recurrence_of") else None),
+        ("satisfaction", f"{t['satisfaction']}/5" if t.get("satisfaction") else None),
+        ("fingerprint", t.get("fingerprint")),
+    ]
+    for desk, link in (t.get("desks") or {}).items():
+        fields.append((f"desk {desk}", " ".join(x for x in (link.get("external_id"),
+                                                             link.get("url")) if x)))
+    for name, clock in (t.get("sla") or {}).items():
+        fields.append((f"sla {name}", sla_text(clock, now)))
+    lines = [f"ticket {t['id']}: {t['title']}"] + [f"{k:>15}: {v}" for k, v in fields if v]
+    lines += ["", "timeline:"]
+    lines += [f"  {human.when(e['at'])}  {e['actor']}: {e['kind']}"
+              + (f" — {e['reason']}" if e.get("reason") else "") for e in t.get("timeline", [])]
+    if t.get("similar"):
+        lines += ["", "similar past fixes:"]
         for s in t["similar"]:
             r = s["resolution"]
-            print(f"  #{s['id']} ({s['device']}): {r['cause']} — {r['fix']}")
+            lines.append(f"  #{s['id']} ({s['device']}): {r['cause']} — {r['fix']}")
+    return lines
+
+
+def _when(v: str | None, now: float) -> str | None:
+    return None if v is None else human.when_ago(v, now)
+
+
+def _fix(res: Mapping[str, Any]) -> str:
+    extra = [human.duration(res["minutes"] * 60) if res.get("minutes") else "",
+             "on site" if res.get("mode") == "on_site" else "remote",
+             ("parts: " + ", ".join(res["parts"])) if res.get("parts") else ""]
+    return f"{res.get('fix')} ({', '.join(x for x in extra if x)})"
+
+
+def sla_text(c: Mapping[str, Any], now: float) -> str:
+    """One SLA clock (docs/operations.md CLOCK) in words."""
+    used = f"{human.duration(c['elapsed_s'])} of {human.duration(c['target_s'])} used"
+    if c.get("stopped_at"):
+        state = "BREACHED" if c["breached"] else "met"
+        return f"{state} at {human.when(c['stopped_at'])}, {used}"
+    if c.get("paused"):
+        return f"paused (waiting on the customer), {used}"
+    if c["breached"]:
+        return f"BREACHED, {used}, was due {human.when_ago(c['due'], now)}"
+    return f"running, {used}, due {human.when_ago(c['due'], now)}"

@@ -6,6 +6,7 @@ import argparse
 import hashlib
 import importlib.resources
 import logging
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -13,7 +14,8 @@ import msgspec
 from pydantic import Field
 
 from fieldwatch.agent.config import AgentConfig
-from fieldwatch.cli.common import stop_on_signals
+from fieldwatch.cli.common import CommandLineError, stop_on_signals
+from fieldwatch.cli.state import up_data_dir
 from fieldwatch.collector.config import CollectorConfig
 from fieldwatch.config import BrokerConfig, load_config
 from fieldwatch.models import StrictModel
@@ -38,7 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--config", type=Path, help="all-in-one config (config/fieldwatch.yaml)")
     p.add_argument("--rules", type=Path, action="append", metavar="DIR",
                    help="rule file or directory (repeatable; default: the shipped pack)")
-    p.add_argument("--data", type=Path, metavar="DIR", help="data directory")
+    p.add_argument("--data", type=Path, metavar="DIR", help="data directory (default: the "
+                   "config's data:, else $FIELDWATCH_DATA, else ./fieldwatch-data)")
     p.add_argument("--mqtt-port", type=int, help="MQTT port (0: embedded broker, free port)")
     p.add_argument("--http-port", type=int, help="HTTP port on 127.0.0.1 (0: a free port)")
     p.set_defaults(func=run_up)
@@ -64,6 +67,24 @@ def with_alertmanager_token(cfg: CollectorConfig, path: Path
         update={"alertmanager": am})}), path
 
 
+def ensure_port_free(what: str, flag: str, port: int) -> None:
+    """A one-line error (exit 2) before anything starts, instead of a traceback later."""
+    if port == 0:
+        return
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise port_error(what, flag, port, exc) from None
+
+
+def port_error(what: str, flag: str, port: int, exc: OSError) -> CommandLineError:
+    return CommandLineError(f"cannot listen on 127.0.0.1:{port} for {what}: "
+                            f"{exc.strerror or exc}; choose another port with {flag} PORT, "
+                            f"or {flag} 0 for a free one")
+
+
 def run_up(args: argparse.Namespace) -> int:
     from fieldwatch.agent.daemon import Agent
     from fieldwatch.broker import EmbeddedBroker
@@ -76,15 +97,20 @@ def run_up(args: argparse.Namespace) -> int:
     from fieldwatch.mqtt import broker_answers
 
     cfg = load_config(UpConfig, args.config) if args.config else UpConfig()
-    data = (args.data or cfg.data).resolve()
+    # the data directory as every other command finds it (fieldwatch/cli/state.py)
+    data, _ = up_data_dir(args.data, cfg.data if "data" in cfg.model_fields_set else None)
     mqtt_port = cfg.mqtt_port if args.mqtt_port is None else args.mqtt_port
     http_port = cfg.http_port if args.http_port is None else args.http_port
     rules = args.rules or cfg.rules or [default_rules_dir()]
+    ensure_port_free("the web page and API", "--http-port", http_port)
+    embedded = mqtt_port == 0 or cfg.broker == "embedded" or (
+        cfg.broker == "auto" and not broker_answers("127.0.0.1", mqtt_port))
+    if embedded:
+        ensure_port_free("the embedded MQTT broker", "--mqtt-port", mqtt_port)
     stop = stop_on_signals()
 
     broker = None
-    if mqtt_port == 0 or cfg.broker == "embedded" or (
-            cfg.broker == "auto" and not broker_answers("127.0.0.1", mqtt_port)):
+    if embedded:
         broker = EmbeddedBroker("127.0.0.1", mqtt_port)
         broker.start()
         mqtt_port = broker.port
@@ -108,7 +134,12 @@ def run_up(args: argparse.Namespace) -> int:
         desk_cfg = desk_cfg.model_copy(update={"api_token_file": token_file})
     app = make_app(collector.desk, collector.stats, collector.health, desk_cfg.api_tokens)
     add_routes(app, collector.integration_routes(desk_cfg.api_tokens))  # type: ignore[arg-type]
-    http = HttpServer(app, port=http_port)
+    try:
+        http = HttpServer(app, port=http_port)
+    except OSError as exc:  # taken since the check above
+        if broker is not None:
+            broker.stop()
+        raise port_error("the web page and API", "--http-port", http_port, exc) from None
     agent = Agent(msgspec.structs.replace(acfg, broker=link, state_dir=data / "agent"))
     collector.start()
     http.start()

@@ -214,6 +214,11 @@ def test_backtest_reports_tickets_and_flapping(store: Store, tmp_path: Path,
 def test_backtest_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "r.yaml").write_text(RULES)
     db = f"sqlite:///{tmp_path / 'x.db'}"
+    # a reading command never creates a database (issue 12 #12): an empty one to replay
+    assert main(["rules", "backtest", str(tmp_path / "r.yaml"), "--db", db]) == 2
+    assert "no database at" in capsys.readouterr().err
+    from fieldwatch.collector.store.db import open_engine
+    open_engine(db).dispose()
     assert main(["rules", "backtest", str(tmp_path / "r.yaml"), "--db", db, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["messages"] == 0 and {r["rule"] for r in out["rules"]} == {"hot", "down"}
