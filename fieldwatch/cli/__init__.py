@@ -39,7 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "silences": ("fieldwatch.cli.silences", "maintenance windows: mute alerts by matcher and time"),
     "outbox": ("fieldwatch.cli.outbox", "deliveries to external desks: list, retry dead letters"),
     "report": ("fieldwatch.cli.report", "KPIs and monthly summaries"),
-    "deadletter": ("fieldwatch.cli.deadletter", "messages the store refused, set aside: list, show"),
+    "deadletter": ("fieldwatch.cli.deadletter", "messages the store refused: list, show"),
 }
 
 SIGPIPE_EXIT = 141  # 128 + SIGPIPE
