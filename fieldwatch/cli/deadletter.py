@@ -15,7 +15,7 @@ from fieldwatch.cli.common import add_state_options, open_store, print_json, pri
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("deadletter", help="messages the store refused, set aside: list, show")
+    p = sub.add_parser("deadletter", help="messages the store refused: list, show")
     dsub = p.add_subparsers(dest="deadletter_command", required=True, metavar="ACTION")
     ls = dsub.add_parser("list", help="set-aside messages, newest first")
     ls.add_argument("--limit", type=int, default=100)
