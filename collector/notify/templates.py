@@ -121,5 +121,6 @@ def values(change: Change, language: str, recipients: list[str], oncall: str | N
 def render_text(text: Text, vals: Mapping[str, object], labels: Mapping[str, str]) -> Text:
     safe = {str(k): str(v) for k, v in labels.items()} if isinstance(labels, Mapping) else {}
     return Text(title=render(text.title, vals, safe).strip(),
-                body="\n".join(line for line in render(text.body, vals, safe).splitlines()
+                body="\n".join(line.rstrip() for line in render(text.body, vals,
+                                                                 safe).splitlines()
                                if line.strip()))

@@ -163,3 +163,12 @@ teams:
   hw:
     members: [{name: a, language: "e n"}]
 """, "teams.yaml"), error=ConfigError)
+
+
+def test_the_commented_section_of_the_shipped_config_validates(tmp_path: Path) -> None:
+    text = (Path(__file__).parents[2] / "config" / "collector.yaml").read_text()
+    part = text[text.index("# notifications:"):text.index("# External desks")]
+    f = tmp_path / "c.yaml"
+    f.write_text("\n".join(line[2:] for line in part.splitlines() if line.startswith("# ")))
+    cfg = load_config(CollectorConfig, f).notifications
+    assert [c.name for c in cfg.channels] == ["oncall-sms", "ops-slack"] and len(cfg.routes) == 2
