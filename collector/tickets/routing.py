@@ -152,6 +152,8 @@ def recipients(spec: TeamsSpec, team: str | None, who: str,
     `oncall:<team>` / `next:<team>`) resolve through the team's rotation at `now`; a team
     without one pages its lead (else its available members)."""
     kind, _, named = who.partition(":")
+    if who == "none":
+        return []
     if kind in ("oncall", "next"):
         return _on_call(spec, named or team, kind, now)
     t = spec.teams.get(team or "")

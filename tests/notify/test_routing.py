@@ -109,3 +109,13 @@ channels: [{{name: sms, url: "smseagle://t@127.0.0.1/{{to}}", contact: phone}}]
 routes: [{{notify: {notify}, channels: [sms]}}]
 """)
     assert [s.to for s in plan(cfg, teams(), change())] == want
+
+
+def test_a_step_that_notifies_none_names_nobody() -> None:
+    """Its `sla_escalation` event once listed the whole team, whom `escalation` routes (and
+    the email desk) would then page."""
+    from fieldwatch.collector.tickets.routing import recipients
+
+    assert recipients(teams(), "hardware", "none", None, ALEX_WEEK) == []
+    assert recipients(teams(), "hardware", "oncall", None, ALEX_WEEK) == ["alex"]
+    assert recipients(teams(), "hardware", "next:hardware", None, None) == ["dana"]  # no time
