@@ -44,8 +44,8 @@ def berlin(*args: int) -> float:
     return datetime(*args, tzinfo=BERLIN).timestamp()  # type: ignore[misc]
 
 
-# Monday 2026-03-02 09:00 Berlin starts week 8 since 2026-01-05: order[8 % 3] = cy … so pick
-# a week of alex: 2026-03-09 (week 9) → alex; 2026-03-16 → bo; 2026-03-23 → cy.
+# Weeks from Monday 2026-01-05 09:00: 2026-03-09 is week 9 → order[9 % 3] = alex; the 16th
+# starts bo's week, the 23rd cy's.
 ALEX_WEEK = berlin(2026, 3, 10, 14)  # Tuesday afternoon
 
 
