@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fieldwatch.collector.desks.config import IntegrationsConfig
 from fieldwatch.collector.diag.config import CollectorDiagConfig
+from fieldwatch.collector.notify.config import NotificationsConfig
 from fieldwatch.collector.tickets.config import DeskConfig
 from pydantic import Field
 
@@ -28,3 +29,4 @@ class CollectorConfig(StrictModel):
     desk: DeskConfig = DeskConfig()  # service desk: SLA, teams, escalation webhook, API tokens
     diag: CollectorDiagConfig = CollectorDiagConfig()  # remote diagnostics
     integrations: IntegrationsConfig = IntegrationsConfig()  # desks, Alertmanager, email
+    notifications: NotificationsConfig = NotificationsConfig()  # people, through Apprise

@@ -22,6 +22,8 @@ from fieldwatch.collector.diag.dispatch import RES_TOPIC, diag_dispatcher
 from fieldwatch.collector.fairqueue import FairQueue
 from fieldwatch.collector.ingest import MqttIngest, Received
 from fieldwatch.collector.notifier import WebhookNotifier
+from fieldwatch.collector.notify.apprise_channel import StoreJournal
+from fieldwatch.collector.notify.runtime import build_channels
 from fieldwatch.collector.pipeline import Worker
 from fieldwatch.collector.rules.engine import Engine
 from fieldwatch.collector.rules.loader import load_rules
@@ -113,8 +115,13 @@ class Collector:
                                  handlers={RES_TOPIC: self.diag.on_message} if self.diag else None)
         self.reloader = RuleReloader(cfg.rules, self._apply_rules, self._rules_broken)
         self._old_hup: Any = None
+        channels = build_channels(  # notifications to people: Apprise channels in the outbox
+            cfg.notifications, policy.teams, StoreJournal(self.store), self.clock, self.stats,
+            taken=[t.name for t in cfg.integrations.targets])
         self.desks = DeskRuntime(cfg.integrations, self.store.engine, self.clock, self.stats,
-                                 owner=f"{socket.gethostname()}/{cfg.client_id}")
+                                 owner=f"{socket.gethostname()}/{cfg.client_id}",
+                                 extra=channels.desks,
+                                 extra_registrations=channels.registrations)
 
     def _connected(self) -> bool:
         return self.ingest.connected.is_set()

@@ -216,7 +216,8 @@ class ServiceDesk:
             if views is None:
                 result.skipped.append(t["id"])
                 continue
-            for step in due_steps(steps, views, fired[t["id"]]):
+            for step in due_steps(steps, views, fired[t["id"]],
+                                  t.get("priority") or t["severity"]):
                 n = self._fire_step(t, step, views[step.clock].percent, now)
                 if n is not None:
                     result.escalated.append((t["id"], step.name))
@@ -239,7 +240,7 @@ class ServiceDesk:
                 data["priority"] = {"from": prio, "to": raised}
                 cur["priority"] = raised
             who = list(recipients(self.policy.teams, cur.get("team"), step.notify,
-                                  cur.get("assignee")))
+                                  cur.get("assignee"), now))
             data["recipients"] = who
             self.store.add_event(t["id"], now, "system", "sla_escalation",
                                  f"{step.name}: {step.clock} clock at {percent:.0f}% of target",

@@ -90,13 +90,16 @@ def clocks(policy: SlaPolicy, priority: str, opened_at: float, acknowledged_at: 
 
 
 def due_steps(steps: Iterable[Step], views: dict[str, ClockView],
-              fired: Iterable[str]) -> list[Step]:
-    """Steps whose threshold the running clock has reached and that have not fired yet."""
+              fired: Iterable[str], priority: str | None = None) -> list[Step]:
+    """Steps whose threshold the running clock has reached and that have not fired yet (a step
+    limited to some priorities only for a ticket of one of them)."""
     done = set(fired)
     out = []
     for step in steps:
         view = views[step.clock]
         if step.name in done or view.stopped_at is not None:
+            continue
+        if step.priorities and priority not in step.priorities:
             continue
         if view.elapsed >= view.target * step.at / 100.0:
             out.append(step)

@@ -104,12 +104,25 @@ def _percent(v: object) -> float:
     return n
 
 
+NOTIFY = re.compile(r"^(team|lead|assignee|none|oncall|next)$|^(oncall|next):[A-Za-z0-9_.-]+$")
+
+
 class StepSpec(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$", max_length=64)
     clock: Literal["response", "resolution"]
     at: float  # percent of the target
-    notify: Literal["team", "lead", "assignee", "none"] = "team"
+    # team | lead | assignee | none | oncall | next | oncall:<team> | next:<team>
+    notify: str = "team"
     raise_priority: bool = False
+    priorities: list[Literal["P1", "P2", "P3"]] = []  # only tickets of these; empty: all
+
+    @field_validator("notify")
+    @classmethod
+    def _notify(cls, v: str) -> str:
+        if not NOTIFY.match(v):
+            raise ValueError(f"{v!r}: notify one of team, lead, assignee, none, oncall, next, "
+                             "oncall:<team>, next:<team>")
+        return v
 
     @field_validator("at", mode="before")
     @classmethod
@@ -153,6 +166,7 @@ class Step:
     at: float  # percent
     notify: str = "team"
     raise_priority: bool = False
+    priorities: tuple[str, ...] = ()  # only tickets of these priorities; empty: every ticket
 
 
 @dataclass(frozen=True)
@@ -171,8 +185,8 @@ def build_policy(spec: SlaSpec) -> SlaPolicy:
     return SlaPolicy(
         targets={p: Target(t.respond, t.resolve, cals[t.calendar])
                  for p, t in spec.priorities.items()},
-        steps=tuple(Step(s.name, s.clock, s.at, s.notify, s.raise_priority)
-                    for s in spec.escalation),
+        steps=tuple(Step(s.name, s.clock, s.at, s.notify, s.raise_priority,
+                         tuple(s.priorities)) for s in spec.escalation),
         verify_window=spec.verify_window)
 
 

@@ -7,13 +7,14 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fieldwatch.collector.sla.policy import SlaPolicy, load_sla
+from fieldwatch.collector.sla.policy import SlaPolicy, load_sla, shipped
 from fieldwatch.collector.tickets.routing import TeamsSpec, load_teams
 from pydantic import AnyHttpUrl
 
 from fieldwatch.durations import Duration
 from fieldwatch.errors import ConfigError, Problem
 from fieldwatch.models import StrictModel
+from fieldwatch.yamlmarks import load_yaml_file
 
 
 class DeskConfig(StrictModel):
@@ -50,7 +51,21 @@ class DeskPolicy:
 
 
 def load_desk(cfg: DeskConfig) -> DeskPolicy:
-    return DeskPolicy(load_sla(cfg.sla), load_teams(cfg.teams), cfg.update_event_every)
+    policy = DeskPolicy(load_sla(cfg.sla), load_teams(cfg.teams), cfg.update_event_every)
+    _check_step_teams(policy, cfg.sla or shipped("sla.yaml"))
+    return policy
+
+
+def _check_step_teams(policy: DeskPolicy, sla_file: Path) -> None:
+    """An escalation step paging `oncall:<team>` / `next:<team>` names a team teams.yaml has."""
+    bad = [(i, s.notify) for i, s in enumerate(policy.sla.steps)
+           if ":" in s.notify and s.notify.partition(":")[2] not in policy.teams.teams]
+    if bad:
+        doc = load_yaml_file(sla_file)
+        raise ConfigError([doc.problem(("escalation", i, "notify"),
+                                       f"escalation.{i}.notify: no team named "
+                                       f"{who.partition(':')[2]!r} in the teams file")
+                           for i, who in bad])
 
 
 def ensure_token_file(path: Path) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from fieldwatch.collector.notify.oncall import Rotation, RotationSpec, build_rotation, chain
 from pydantic import AnyHttpUrl, Field, model_validator
 
 from fieldwatch.config import load_config
@@ -19,6 +20,8 @@ class MemberSpec(StrictModel):
     name: str = Field(min_length=1, max_length=128)
     skills: list[str] = []
     available: bool = True
+    language: str | None = Field(None, pattern=r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*$")
+    contacts: dict[str, str] = {}  # kind → address, e.g. {phone: "+4917…", telegram: "1234"}
 
 
 class TeamSpec(StrictModel):
@@ -26,6 +29,7 @@ class TeamSpec(StrictModel):
     assign: Literal["least_loaded", "round_robin", "none"] = "least_loaded"
     members: list[MemberSpec] = []
     webhook: AnyHttpUrl | None = None
+    oncall: RotationSpec | None = None  # weekly on-call rotation (collector/notify/oncall.py)
 
 
 class MatchSpec(StrictModel):
@@ -54,7 +58,34 @@ class TeamsSpec(StrictModel):
                 raise ValueError(f"routes.{i}.team: no team named {r.team!r}")
         if self.default_team and self.default_team not in self.teams:
             raise ValueError(f"default_team: no team named {self.default_team!r}")
+        for name, t in self.teams.items():
+            if t.oncall is None:
+                continue
+            members = {m.name for m in t.members}
+            strangers = sorted({n for n in t.oncall.order if n not in members}
+                               | {o.who for o in t.oncall.overrides if o.who not in members})
+            if strangers:
+                raise ValueError(f"teams.{name}.oncall: not members of the team: "
+                                 f"{', '.join(strangers)}")
+            if not (t.oncall.order or t.members):
+                raise ValueError(f"teams.{name}.oncall: the team has nobody to put on call")
         return self
+
+    def rotation(self, team: str | None) -> Rotation | None:
+        """The team's on-call rotation, or None when it has none."""
+        t = self.teams.get(team or "")
+        if t is None or t.oncall is None:
+            return None
+        return build_rotation(t.oncall, [m.name for m in t.members],
+                              [m.name for m in t.members if not m.available])
+
+    def member(self, name: str) -> MemberSpec | None:
+        """A person's entry (the first team listing them)."""
+        for t in self.teams.values():
+            for m in t.members:
+                if m.name == name:
+                    return m
+        return None
 
 
 @dataclass(frozen=True)
@@ -116,8 +147,15 @@ def pick_member(spec: TeamsSpec, chosen: Route, load: Mapping[Name, int],
 
 
 def recipients(spec: TeamsSpec, team: str | None, who: str,
-               assignee: str | None) -> Sequence[Name]:
-    """The people an escalation step notifies."""
+               assignee: str | None, now: float | None = None) -> Sequence[Name]:
+    """The people an escalation step notifies. `oncall` / `next` (of the ticket's team, or of
+    `oncall:<team>` / `next:<team>`) resolve through the team's rotation at `now`; a team
+    without one pages its lead (else its available members)."""
+    kind, _, named = who.partition(":")
+    if who == "none":
+        return []
+    if kind in ("oncall", "next"):
+        return _on_call(spec, named or team, kind, now)
     t = spec.teams.get(team or "")
     if who == "assignee":
         return [assignee] if assignee else ([t.lead] if t and t.lead else [])
@@ -126,6 +164,15 @@ def recipients(spec: TeamsSpec, team: str | None, who: str,
     if who == "lead":
         return [t.lead] if t.lead else [m.name for m in t.members]
     return [m.name for m in t.members if m.available]
+
+
+def _on_call(spec: TeamsSpec, team: str | None, kind: str, now: float | None) -> list[Name]:
+    rot = spec.rotation(team)
+    if rot is None or now is None:
+        return list(recipients(spec, team, "lead", None))
+    people = chain(rot, now)
+    pick = people[:1] if kind == "oncall" else people[1:2]
+    return pick or list(recipients(spec, team, "lead", None))
 
 
 def load_teams(path: str | Path | None) -> TeamsSpec:
