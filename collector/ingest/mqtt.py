@@ -1,4 +1,4 @@
-"""The collector's MQTT edge: decode and enqueue, nothing else (DESIGN §4).
+"""The collector's paho client: decode and enqueue, nothing else (DESIGN §4).
 
 paho runs `on_message` on its network thread and sends the QoS 1 PUBACK after it returns, so
 this stays cheap; a full queue blocks here, which is backpressure to the broker, not loss.
@@ -12,9 +12,9 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
+from fieldwatch.collector.ingest.decode import Received, decode_received
 from fieldwatch.collector.stats import Stats
 
 from fieldwatch import wire
@@ -27,27 +27,6 @@ log = logging.getLogger(__name__)
 
 SUBSCRIPTIONS = [(wire.topic("+", "+", kind), 1)
                  for kind in ("metrics", "status", "events", "inventory")]
-
-
-@dataclass(frozen=True, slots=True)
-class Received:
-    message: wire.Message
-    payload: bytes
-    received_at: float
-
-
-def decode_received(topic: str, payload: bytes, max_bytes: int) -> wire.Message:
-    """Decode a payload and check it was published under its own device's topic."""
-    site, device, kind = wire.parse_topic(topic)
-    msg = wire.decode(payload, max_bytes)
-    if msg.site != site or msg.device != device:
-        raise WireFormatError("topic_mismatch",
-                              f"{msg.site}/{msg.device} published on {topic!r}")
-    expected = {"metrics": wire.Metrics, "status": wire.Status, "events": wire.Event,
-                "inventory": wire.Inventory}.get(kind)
-    if expected is None or not isinstance(msg, expected):
-        raise WireFormatError("topic_mismatch", f"a {type(msg).__name__} on {topic!r}")
-    return msg
 
 
 class MqttIngest:
