@@ -43,7 +43,7 @@ class _Partial(msgspec.Struct):
 
     id: str = ""
     check: str = ""
-    ticket: int | None = None
+    ticket: wire.Int64 | None = None  # one the collector can take back
 
 
 class DiagHandler:
@@ -61,9 +61,11 @@ class DiagHandler:
 
     def refuse(self, payload: bytes, reason: str, detail: str) -> wire.DiagResult:
         """A refusal for a payload we did not get far with (busy, malformed)."""
+        head = payload[:65536]
         try:
-            p = msgspec.json.decode(payload[:65536], type=_Partial)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+            wire.check_nesting(head)  # msgspec recurses into what it skips: bound it first
+            p = msgspec.json.decode(head, type=_Partial)
+        except (msgspec.DecodeError, msgspec.ValidationError, WireFormatError, RecursionError):
             p = _Partial()
         now = self.clock.now()
         res = self._result(p.id, p.check, p.ticket, "refused", now, reason=reason, detail=detail)

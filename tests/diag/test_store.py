@@ -126,10 +126,10 @@ def test_unanswered_requests_become_no_response(setup, clock) -> None:  # type: 
 def test_refusals_of_requests_nobody_sent_go_on_that_devices_ticket_only(setup) -> None:  # type: ignore[no-untyped-def]
     d, diag, tid, sent, store = setup
     forged = wire.DiagResult(device="pump-01", site="plant", id="x" * 32, check="ping",
-                             status="refused", reason="unsigned", ts=1.0, ticket=tid)
+                             status="refused", reason="unsigned", ts=1.8e9, ticket=tid)
     d.take_result("fieldwatch/v1/plant/pump-01/diag/res", wire.encode_diag(forged))
     other = wire.DiagResult(device="pump-02", site="plant", id="y" * 32, check="ping",
-                            status="refused", reason="unsigned", ts=1.0, ticket=tid)
+                            status="refused", reason="unsigned", ts=1.8e9, ticket=tid)
     d.take_result("fieldwatch/v1/plant/pump-02/diag/res", wire.encode_diag(other))
     refused = [e for e in store.timeline(tid) if e["kind"] == "diag_refused"]
     assert [(e["data"]["reason"], e["data"]["unsolicited"]) for e in refused] == [
