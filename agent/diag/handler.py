@@ -64,6 +64,7 @@ class _Address:
     site: str = ""
 
 
+PARTIAL_DEPTH = 256  # levels read to find the id of a refused request (msgspec: ~1,000)
 MAX_ID = 64  # the collector's ids are 32 hex digits; its table holds 64
 DETAIL_MAX = 300  # characters of a decoder's complaint in a refusal
 
@@ -185,15 +186,19 @@ def _partial(payload: bytes) -> _Address:
     """The addressing fields of a payload that failed to decode, where they can be read at all
     (not from a truncated or too deeply nested one: msgspec's depth guard raises
     RecursionError, caught here)."""
+    head = payload[:65536]
     try:
-        p = msgspec.json.decode(payload[:65536], type=_Partial)
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        # msgspec recurses into what it skips: bound it first, well below its recursion limit
+        wire.check_nesting(head, PARTIAL_DEPTH)
+        p = msgspec.json.decode(head, type=_Partial)
+    except (msgspec.DecodeError, msgspec.ValidationError, WireFormatError, RecursionError):
         return _Address()
 
     def text(v: object) -> str:
         """A string as it is; anything else (a number, a list) as "?", which names nothing."""
         return v if isinstance(v, str) else "?"
 
-    ticket = p.ticket if isinstance(p.ticket, int) and not isinstance(p.ticket, bool) else None
+    ticket = p.ticket if (isinstance(p.ticket, int) and not isinstance(p.ticket, bool)
+                          and -(2**63) <= p.ticket < 2**63) else None  # one the collector takes
     return _Address(p.id if isinstance(p.id, str) else "", text(p.check)[:128], ticket,
                     text(p.device), text(p.site))

@@ -97,7 +97,7 @@ class Dispatcher:
         """Decode and record one result; returns the request row it completed, if any."""
         try:
             site, device, kind = wire.parse_topic(topic)
-            res = wire.decode_diag_result(payload)
+            res = wire.decode_diag_result(payload, now=self.clock.now())
             if (res.site, res.device, kind) != (site, device, "diag/res"):
                 raise WireFormatError("topic_mismatch", f"{res.site}/{res.device} on {topic}")
         except WireFormatError as exc:

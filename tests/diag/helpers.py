@@ -33,14 +33,4 @@ def nested(depth: int, id_: str = "nest", device: str = "pump-01") -> bytes:
     return (b'{"kind":"diag_req","id":"' + id_.encode() + b'","device":"' + device.encode()
             + b'","site":"plant","check":"ping","args":' + b"[" * depth + b"]" * depth + b"}")
 
-
-def wire_bounds_depth() -> bool:
-    """True once fieldwatch/wire.py turns a 3,000-level payload into WireFormatError (the
-    decoders' depth bound, helper "wire"); before that msgspec raises RecursionError."""
-    try:
-        wire.decode_diag_request(nested(3000))
-    except wire.WireFormatError:
-        return True
-    except RecursionError:
-        return False
     return False

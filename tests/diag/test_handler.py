@@ -15,7 +15,7 @@ from fieldwatch.agent.diag.handler import DiagHandler
 from fieldwatch import signing, wire
 from fieldwatch.clock import FakeClock
 from fieldwatch.structs import convert
-from tests.diag.helpers import keypair, nested, request, wire_bounds_depth
+from tests.diag.helpers import keypair, nested, request
 
 
 @pytest.fixture
@@ -327,10 +327,6 @@ def test_undecodable_requests_are_audited_never_whole_and_answered_only_when_add
     assert sum(h.unanswered.values()) == 5
 
 
-@pytest.mark.xfail(not wire_bounds_depth(), strict=True,
-                   reason="needs the depth bound of fieldwatch/wire.py (helper wire): until "
-                          "then msgspec raises RecursionError and the service audits the "
-                          "request as internal_error")
 def test_a_deeply_nested_request_is_refused_as_malformed_and_audited(
         env: dict[str, Any]) -> None:
     assert env["h"].handle(nested(3000, "deep")) is None  # its id cannot be read safely

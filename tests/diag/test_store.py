@@ -126,10 +126,10 @@ def test_unanswered_requests_become_no_response(setup, clock) -> None:  # type: 
 def test_refusals_of_requests_nobody_sent_go_on_that_devices_ticket_only(setup) -> None:  # type: ignore[no-untyped-def]
     d, diag, tid, sent, store = setup
     forged = wire.DiagResult(device="pump-01", site="plant", id="x" * 32, check="ping",
-                             status="refused", reason="unsigned", ts=1.0, ticket=tid)
+                             status="refused", reason="unsigned", ts=1.8e9, ticket=tid)
     d.take_result("fieldwatch/v1/plant/pump-01/diag/res", wire.encode_diag(forged))
     other = wire.DiagResult(device="pump-02", site="plant", id="y" * 32, check="ping",
-                            status="refused", reason="unsigned", ts=1.0, ticket=tid)
+                            status="refused", reason="unsigned", ts=1.8e9, ticket=tid)
     d.take_result("fieldwatch/v1/plant/pump-02/diag/res", wire.encode_diag(other))
     refused = [e for e in store.timeline(tid) if e["kind"] == "diag_refused"]
     assert [(e["data"]["reason"], e["data"]["unsolicited"]) for e in refused] == [
@@ -222,7 +222,7 @@ def test_a_result_binds_to_the_device_and_site_asked(setup) -> None:  # type: ig
     req = d.send("plant", "pump-01", "top_processes", ticket=tid)
     for site, device in [("plant", "pump-02"), ("depot", "pump-01")]:
         forged = wire.DiagResult(device=device, site=site, id=req.id, check=req.check,
-                                 status="ok", ts=1.0, output="forged", ticket=tid)
+                                 status="ok", ts=d.clock.now(), output="forged", ticket=tid)
         assert d.take_result(wire.topic(site, device, "diag/res"),
                              wire.encode_diag(forged)) is None
         with pytest.raises(DiagnosticRefused, match="device_mismatch"):

@@ -97,9 +97,8 @@ def test_undecodable_requests_are_audited_answered_where_addressable_and_bounded
             "nested-3000": ("refused", False), "oversized": ("refused", False)}
         assert recs["oversized"]["payload_bytes"] == len(bad["oversized"])
         assert recs["nested-3000"]["payload_head"] == bad["nested-3000"][:64].decode()
-        # a 3,000-level request is refused as malformed once fieldwatch/wire.py bounds depth
-        # (helper "wire"); until then the agent's last resort audits it as internal_error
-        assert recs["nested-3000"]["reason"] in ("malformed", "internal_error")
+        # a 3,000-level request is refused as malformed (wire's depth bound), never a crash
+        assert recs["nested-3000"]["reason"] == "malformed"
         assert (answers["typed-1"].status, answers["typed-1"].reason) == ("refused",
                                                                           "malformed")
         assert answers["nested-200"].reason == "malformed"

@@ -181,7 +181,7 @@ def test_trap_user_engine_id_is_validated() -> None:
 
 _oids = st.lists(st.integers(min_value=0, max_value=2**32 - 1), min_size=1, max_size=14).map(
     tuple)
-_values = st.one_of(st.none(), st.integers(min_value=-(2**63), max_value=2**64),
+_values = st.one_of(st.none(), st.integers(min_value=-(2**63), max_value=2**64 - 1),  # Counter64
                     st.text(max_size=40))
 
 

@@ -1,9 +1,10 @@
-"""The collector's MQTT edge: decode and enqueue, nothing else (DESIGN §4).
+"""The collector's paho client: decode and enqueue, nothing else (DESIGN §4).
 
 paho runs `on_message` on its network thread and sends the QoS 1 PUBACK after it returns, so
 this stays cheap; a full queue blocks here, which is backpressure to the broker, not loss.
 The session is persistent (fixed client id, clean_session false): while the collector restarts
-the broker keeps its QoS 1 messages.
+the broker keeps its QoS 1 messages. Every callback runs inside the guard (guard.py): a bad
+message is rejected and acknowledged, never left to be redelivered into the next collector.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
-from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
+from fieldwatch.collector.ingest.decode import Received, decode_received
+from fieldwatch.collector.ingest.guard import CallbackGuard, LogEvery
 from fieldwatch.collector.stats import Stats
 
 from fieldwatch import wire
@@ -29,27 +30,6 @@ SUBSCRIPTIONS = [(wire.topic("+", "+", kind), 1)
                  for kind in ("metrics", "status", "events", "inventory")]
 
 
-@dataclass(frozen=True, slots=True)
-class Received:
-    message: wire.Message
-    payload: bytes
-    received_at: float
-
-
-def decode_received(topic: str, payload: bytes, max_bytes: int) -> wire.Message:
-    """Decode a payload and check it was published under its own device's topic."""
-    site, device, kind = wire.parse_topic(topic)
-    msg = wire.decode(payload, max_bytes)
-    if msg.site != site or msg.device != device:
-        raise WireFormatError("topic_mismatch",
-                              f"{msg.site}/{msg.device} published on {topic!r}")
-    expected = {"metrics": wire.Metrics, "status": wire.Status, "events": wire.Event,
-                "inventory": wire.Inventory}.get(kind)
-    if expected is None or not isinstance(msg, expected):
-        raise WireFormatError("topic_mismatch", f"a {type(msg).__name__} on {topic!r}")
-    return msg
-
-
 class MqttIngest:
     def __init__(self, broker: BrokerConfig, client_id: str, out: queue.Queue[Received],
                  stats: Stats, clock: Clock, max_bytes: int,
@@ -60,14 +40,15 @@ class MqttIngest:
         self.clock = clock
         self.max_bytes = max_bytes
         self.connected = threading.Event()
-        self._last_log = 0.0
+        self._reject_log = LogEvery(5.0)  # a flood of garbage must not flood the log
+        guard = CallbackGuard(stats)
         self.client = make_client(client_id, broker, clean_session=False)
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = self._on_message
+        self.client.on_connect = guard.wrap("on_connect", self._on_connect)
+        self.client.on_disconnect = guard.wrap("on_disconnect", self._on_disconnect)
+        self.client.on_message = guard.wrap("on_message", self._on_message)
         self.handlers = dict(handlers or {})  # topic filter → its own callback (diag/res)
         for topic_filter, callback in self.handlers.items():
-            self.client.message_callback_add(topic_filter, callback)
+            self.client.message_callback_add(topic_filter, guard.wrap(topic_filter, callback))
 
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
                     reason: mqtt.ReasonCode, properties: object) -> None:
@@ -88,18 +69,26 @@ class MqttIngest:
 
     def _on_message(self, client: mqtt.Client, userdata: object,
                     message: mqtt.MQTTMessage) -> None:
+        now = self.clock.now()
         try:
-            msg = decode_received(message.topic, message.payload, self.max_bytes)
+            topic = message.topic
+        except UnicodeDecodeError:  # MQTT forbids it and Mosquitto refuses it; still
+            self._reject("<a topic>", WireFormatError("topic", "the topic is not UTF-8"))
+            return
+        try:
+            msg = decode_received(topic, message.payload, self.max_bytes, now)
         except WireFormatError as exc:
-            self.stats.inc("rejected_total", exc.reason)
-            now = time.monotonic()
-            if now - self._last_log > 5:  # a flood of garbage must not flood the log
-                self._last_log = now
-                log.warning("rejected a message on %s: %s (counted in rejected_total)",
-                            message.topic, exc)
+            self._reject(topic, exc)
             return
         self.stats.inc("received_total")
-        self.out.put(Received(msg, message.payload, self.clock.now()))
+        self.out.put(Received(msg, message.payload, now))
+
+    def _reject(self, topic: str, exc: WireFormatError) -> None:
+        self.stats.inc("rejected_total", exc.reason)
+        quiet = self._reject_log.due()
+        if quiet is not None:
+            log.warning("rejected a message on %s: %s (counted in rejected_total; %d more "
+                        "rejections not logged)", topic, exc, quiet)
 
     def start(self) -> None:
         self.client.connect_async(self.broker.host, self.broker.port,

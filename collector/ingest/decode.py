@@ -1,0 +1,37 @@
+"""Payload → message for the collector: the wire decoder, plus the checks only the topic allows
+(the message belongs to the device whose topic it came on, and is the kind the topic says)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fieldwatch import wire
+from fieldwatch.errors import WireFormatError
+
+_KINDS: dict[str, type] = {"metrics": wire.Metrics, "status": wire.Status,
+                           "events": wire.Event, "inventory": wire.Inventory}
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    message: wire.Message
+    payload: bytes
+    received_at: float
+
+
+def decode_received(topic: str, payload: bytes, max_bytes: int,
+                    now: float | None = None) -> wire.Message:
+    """Decode a payload and check it was published under its own device's topic; then `now`
+    (the collector's clock) bounds its timestamps (`wire.check_window`): a message on the
+    wrong topic is reported as that, whatever its times."""
+    site, device, kind = wire.parse_topic(topic)
+    msg = wire.decode(payload, max_bytes)
+    if msg.site != site or msg.device != device:
+        raise WireFormatError("topic_mismatch",
+                              f"{msg.site}/{msg.device} published on {topic!r}")
+    expected = _KINDS.get(kind)
+    if expected is None or not isinstance(msg, expected):
+        raise WireFormatError("topic_mismatch", f"a {type(msg).__name__} on {topic!r}")
+    if now is not None:
+        wire.check_window(msg, now)
+    return msg
