@@ -5,6 +5,7 @@ parent); a device known only from a retained status someone left on the broker o
 from __future__ import annotations
 
 import json
+import select
 import signal
 import subprocess
 import sys
@@ -168,12 +169,20 @@ def test_a_retained_status_left_by_someone_else_opens_no_ticket(
                                    write_rules(tmp_path, "r.yaml", OFFLINE))
     store = _store(tmp_path)
     will = wire.Status(device="real", site="plant", state="offline", cause="lost")
-    # `real`'s connection, holding its Last Will; killed below like a device losing power
+    # `real`'s connection, holding its Last Will; killed below like a device losing power.
+    # It subscribes to a retained probe: the probe's line on its stdout proves it is connected
+    # (killed before that, it would leave no Will and the test would wait for nothing).
+    probe = _client(mosquitto.port, "probe")
+    probe.publish("test/probe", b"ready", qos=1, retain=True).wait_for_publish(5)
+    _close(probe)
     link = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(mosquitto.port),
-                             "-i", "real-01", "-t", "nothing", "-q", "1",
+                             "-i", "real-01", "-t", "test/probe", "-q", "1",
                              "--will-topic", wire.topic("plant", "real", "status"),
                              "--will-payload", wire.encode(will).decode(), "--will-qos", "1",
-                             "--will-retain"], stdout=subprocess.DEVNULL)
+                             "--will-retain"], stdout=subprocess.PIPE)
+    assert link.stdout is not None and select.select([link.stdout], [], [], 30)[0], (
+        "mosquitto_sub did not connect within 30 s")
+    assert link.stdout.readline() == b"ready\n"
     pub = _client(mosquitto.port, "real-pub")
     try:
         _send(pub, wire.Metrics(device="real", site="plant", seq=1, ts=time.time(),
