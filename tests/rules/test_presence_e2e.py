@@ -205,6 +205,7 @@ def test_a_retained_status_left_by_someone_else_opens_no_ticket(
     finally:
         link.kill()
         link.wait()
+        link.stdout.close()
         _close(pub)
         store.engine.dispose()
         assert collector.stop() == 0
