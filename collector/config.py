@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fieldwatch.collector.desks.config import IntegrationsConfig
 from fieldwatch.collector.diag.config import CollectorDiagConfig
+from fieldwatch.collector.history.remote_config import RemoteQueryConfig, RemoteWriteList
 from fieldwatch.collector.tickets.config import DeskConfig
 from pydantic import Field
 
@@ -28,3 +29,5 @@ class CollectorConfig(StrictModel):
     desk: DeskConfig = DeskConfig()  # service desk: SLA, teams, escalation webhook, API tokens
     diag: CollectorDiagConfig = CollectorDiagConfig()  # remote diagnostics
     integrations: IntegrationsConfig = IntegrationsConfig()  # desks, Alertmanager, email
+    remote_write: RemoteWriteList = []  # exporters to Prometheus-compatible servers
+    remote_query: RemoteQueryConfig | None = None  # read history there (docs/history.md)
