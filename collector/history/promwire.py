@@ -29,20 +29,29 @@ HEADERS = {
 Labels = tuple[tuple[str, str], ...]  # sorted by name, `__name__` among them
 Points = Sequence[tuple[int, float]]  # (timestamp ms, value)
 
-_DOUBLE = struct.Struct("<d")
-_U64 = (1 << 64) - 1
+DOUBLE = struct.Struct("<d")
+U64 = (1 << 64) - 1
 
 
-def varint(n: int) -> bytes:
-    """Base-128 varint of a non-negative int below 2**64 (an int64 is passed as its u64)."""
-    if n < 0 or n > _U64:
-        raise ValueError(f"varint out of range: {n}")
+def _varint(n: int) -> bytes:
     out = bytearray()
     while n > 0x7F:
         out.append((n & 0x7F) | 0x80)
         n >>= 7
     out.append(n)
     return bytes(out)
+
+
+_SMALL = [_varint(i) for i in range(1 << 14)]  # lengths and tags: one index, no loop
+
+
+def varint(n: int) -> bytes:
+    """Base-128 varint of a non-negative int below 2**64 (an int64 is passed as its u64)."""
+    if 0 <= n < 16384:
+        return _SMALL[n]
+    if n < 0 or n > U64:
+        raise ValueError(f"varint out of range: {n}")
+    return _varint(n)
 
 
 def _field(number: int, data: bytes) -> bytes:
@@ -58,7 +67,7 @@ def encode_labels(labels: Labels) -> bytes:
 
 def encode_sample(ts_ms: int, value: float) -> bytes:
     """A TimeSeries' sample field: value (fixed64 double), timestamp (int64 varint)."""
-    body = b"\x09" + _DOUBLE.pack(value) + b"\x10" + varint(ts_ms & _U64)
+    body = b"\x09" + DOUBLE.pack(value) + b"\x10" + varint(ts_ms & U64)
     return b"\x12" + varint(len(body)) + body
 
 
@@ -151,7 +160,7 @@ def decode_write_request(body: bytes) -> list[tuple[Labels, list[tuple[int, floa
                 value, ts = 0.0, 0
                 for k, wt, v in _fields(part):
                     if k == 1 and wt == 1:
-                        value = _DOUBLE.unpack(v)[0]  # type: ignore[arg-type]
+                        value = DOUBLE.unpack(v)[0]  # type: ignore[arg-type]
                     elif k == 2 and wt == 0:
                         ts = _int64(v)  # type: ignore[arg-type]
                 points.append((ts, value))

@@ -73,7 +73,8 @@ def test_collector_remote_writes_every_sample_across_a_restart_and_is_scraped(
         collector.start()
         publish(range(1, 21))
         wait_for(lambda: remote_count() == 40)
-        assert collector.stats.get("remote_write_samples_total", "prom") == 40 * 6
+        # the server has them a moment before the exporter's thread counts them
+        wait_for(lambda: collector.stats.get("remote_write_samples_total", "prom") == 40 * 6)
         # Prometheus scrapes the collector: real exposition, histograms included
         up = wait_for(lambda: prom.query('up{job="fieldwatch"} == 1', time.time()))
         assert up
