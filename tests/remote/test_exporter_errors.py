@@ -252,3 +252,21 @@ def test_credentials_become_headers(tmp_path: Path, monkeypatch: pytest.MonkeyPa
                                                 "bearer_token": {"env": "FW_NOT_SET"}})
     with pytest.raises(ConfigError, match="FW_NOT_SET is not set"):
         missing.headers()
+
+
+def test_lag_is_exported_and_a_warning_comes_before_retention_bites(
+        store: Store, receiver: Receiver, made: list[Exporter],
+        caplog: pytest.LogCaptureFixture) -> None:
+    start = now_aligned()
+    store_cycles(store, [("s", "a")], range(1, 3), start)  # received at start + 10, + 20
+    config = RemoteWriteConfig.model_validate({"name": "t", "url": receiver.url, "settle": 0})
+    clock = FakeClock(start + 10 + 300)
+    stats = Stats()
+    made.append(exp := Exporter(config, store.engine, clock, stats, keep_raw_for=500.0))
+    with caplog.at_level("WARNING"):
+        exp.run_once()
+    assert exp.lag_seconds == 300.0
+    assert stats.gauges()["remote_write_lag_seconds{t}"] == 300.0
+    assert stats.gauges()["remote_write_cursor{t}"] == 2.0
+    assert "300s behind" in caplog.text and "keep_raw_for" in caplog.text
+    assert exp.run_once().idle and stats.gauges()["remote_write_lag_seconds{t}"] == 0.0
