@@ -18,7 +18,7 @@ class _Server:
     binary_name = ""
     ready_path = ""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:  # noqa: B027
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
         self.binary = shutil.which(self.binary_name) or f"/usr/bin/{self.binary_name}"
         self.port = port or free_port()
         self.dir = workdir
