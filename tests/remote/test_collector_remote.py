@@ -71,10 +71,16 @@ def test_collector_remote_writes_every_sample_across_a_restart_and_is_scraped(
 
     try:
         collector.start()
+        # the broker must hold the collector's subscription before anything is published: a
+        # probe (a series of its own) goes until one is stored
+        probe = wire.Metrics(device="probe", site="hq", seq=1, ts=start,
+                             samples=[wire.Sample("probe", 1.0)])
+        wait_for(lambda: pub.publish(wire.topic("hq", "probe", "metrics"), wire.encode(probe),
+                                     qos=1) and collector.stats.get("stored_total") >= 1)
         publish(range(1, 21))
         wait_for(lambda: remote_count() == 40)
-        # the server has them a moment before the exporter's thread counts them
-        wait_for(lambda: collector.stats.get("remote_write_samples_total", "prom") == 40 * 6)
+        # the server has them a moment before the exporter's thread counts them (+ the probe)
+        wait_for(lambda: collector.stats.get("remote_write_samples_total", "prom") == 40 * 6 + 1)
         # Prometheus scrapes the collector: real exposition, histograms included
         up = wait_for(lambda: prom.query('up{job="fieldwatch"} == 1', time.time()))
         assert up
