@@ -15,11 +15,12 @@ from typing import Annotated, Any, Literal
 
 import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fieldwatch.collector.api_guard import MAX_BODY, HttpGuard
 from fieldwatch.collector.api_silences import silence_routes
 from fieldwatch.collector.diag.api import routes as diag_routes
+from fieldwatch.collector.metrics_exposition import CONTENT_TYPE, exposition
 from fieldwatch.collector.service_desk import ServiceDesk
 from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.store import Store
@@ -209,8 +210,8 @@ def make_app(desk: ServiceDesk | Store, stats: Stats,
         return desk.kpi(now - seconds, now)
 
     @app.get("/metrics", include_in_schema=False)
-    def metrics() -> PlainTextResponse:
-        return PlainTextResponse(stats.prometheus())
+    def metrics() -> Response:
+        return Response(exposition(stats), media_type=CONTENT_TYPE)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fieldwatch.collector.desks.config import IntegrationsConfig
 from fieldwatch.collector.diag.config import CollectorDiagConfig
+from fieldwatch.collector.history.remote_config import RemoteQueryConfig, RemoteWriteList
 from fieldwatch.collector.notify.config import NotificationsConfig
 from fieldwatch.collector.tickets.config import DeskConfig
 from pydantic import Field
@@ -30,3 +31,5 @@ class CollectorConfig(StrictModel):
     diag: CollectorDiagConfig = CollectorDiagConfig()  # remote diagnostics
     integrations: IntegrationsConfig = IntegrationsConfig()  # desks, Alertmanager, email
     notifications: NotificationsConfig = NotificationsConfig()  # people, through Apprise
+    remote_write: RemoteWriteList = []  # exporters to Prometheus-compatible servers
+    remote_query: RemoteQueryConfig | None = None  # read history there (docs/history.md)

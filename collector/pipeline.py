@@ -169,6 +169,7 @@ class Worker:
             items = [self.source.get(timeout=0.2)]
         except queue.Empty:
             return []
+        self.stats.observe("batch_queue_depth", self.source.qsize() + 1)
         deadline = time.monotonic() + self.batch_wait
         while len(items) < self.batch_max:
             try:
@@ -184,7 +185,10 @@ class Worker:
             items = self._take()
             self._adopt()
             if items:
+                started = time.monotonic()
                 self.process(items)
+                self.stats.observe("batch_seconds", time.monotonic() - started)
+                self.stats.observe("batch_messages", len(items))
             now = self.clock.now()
             if now - self._last_tick >= self.tick_interval:
                 self.tick(now)

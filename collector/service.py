@@ -20,6 +20,8 @@ from fieldwatch.collector.config import CollectorConfig
 from fieldwatch.collector.desks.runtime import DeskRuntime
 from fieldwatch.collector.diag.dispatch import RES_TOPIC, diag_dispatcher
 from fieldwatch.collector.fairqueue import FairQueue
+from fieldwatch.collector.history.exporter import Exporter
+from fieldwatch.collector.history.remote_query import RemoteHistory
 from fieldwatch.collector.ingest import MqttIngest, Received
 from fieldwatch.collector.notifier import WebhookNotifier
 from fieldwatch.collector.notify.apprise_channel import StoreJournal
@@ -122,6 +124,11 @@ class Collector:
                                  owner=f"{socket.gethostname()}/{cfg.client_id}",
                                  extra=channels.desks,
                                  extra_registrations=channels.registrations)
+        self.exporters = [Exporter(e, self.store.engine, self.clock, self.stats,
+                                   keep_raw_for=cfg.keep_raw_for) for e in cfg.remote_write]
+        self.remote_history = None if cfg.remote_query is None else RemoteHistory(
+            cfg.remote_query, device_types=lambda: {  # a type matcher filters on the rules' view
+                k: d.dtype for k, d in list(self.worker.state.devices.items())})
 
     def _connected(self) -> bool:
         return self.ingest.connected.is_set()
@@ -190,6 +197,8 @@ class Collector:
         if self.diag is not None:
             self.diag.start()
         self.desks.start()
+        for exporter in self.exporters:
+            exporter.start()
         self.ingest.start()
         self.reloader.start()
         self.ticker.start()
@@ -206,5 +215,9 @@ class Collector:
         if self.diag is not None:
             self.diag.stop()
         self.desks.stop()
+        for exporter in self.exporters:
+            exporter.stop()
+        if self.remote_history is not None:
+            self.remote_history.close()
         self.http.close()
         self.store.engine.dispose()

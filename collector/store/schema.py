@@ -237,3 +237,12 @@ dead_letters = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Index("ix_dead_letters_at", "at"),
 )
+
+# How far each remote-write exporter has sent the `messages` table (collector/history/exporter.py):
+# the id of the last message sent (or set aside), moved on only after the server said 2xx.
+remote_write_cursors = sa.Table(
+    "remote_write_cursors", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("last_id", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)

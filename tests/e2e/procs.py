@@ -110,5 +110,5 @@ def counter(base: str, name: str, reason: str = "") -> int:
         f"fieldwatch_collector_{name}"
     for line in text.splitlines():
         if line.startswith(key + " "):
-            return int(line.split()[-1])
+            return int(float(line.split()[-1]))
     return 0

@@ -130,7 +130,7 @@ def test_reload_events_offline_and_silences(tmp_path: Path, mosquitto: Mosquitto
 def _reloads(base: str) -> int:
     for line in httpx.get(f"{base}/metrics").text.splitlines():
         if line.startswith("fieldwatch_collector_rules_reloads_total "):
-            return int(line.split()[-1])
+            return int(float(line.split()[-1]))
     return 0
 
 
@@ -178,5 +178,5 @@ def test_broker_outage_blames_no_device_but_a_dead_one_is_found_after(
 def _stored(base: str) -> int:
     for line in httpx.get(f"{base}/metrics").text.splitlines():
         if line.startswith("fieldwatch_collector_stored_total "):
-            return int(line.split()[-1])
+            return int(float(line.split()[-1]))
     return 0

@@ -87,7 +87,7 @@ def test_gauges_are_read_when_exported() -> None:
     stats.inc("stored_total", n=2)
     depth[0] = 7
     text = stats.prometheus()
-    assert "fieldwatch_collector_stored_total 2\n" in text
+    assert "fieldwatch_collector_stored_total 2.0\n" in text
     assert "# TYPE fieldwatch_collector_queue_depth gauge\nfieldwatch_collector_queue_depth 7.0\n" \
         in text
     assert stats.gauges() == {"queue_depth": 7.0}
