@@ -31,7 +31,8 @@ def test_the_example_in_docs_validates() -> None:
 def test_the_commented_section_of_the_shipped_config_validates(tmp_path: Path) -> None:
     text = (ROOT / "config" / "collector.yaml").read_text()
     start = text.index("# integrations:")
-    section = "\n".join(line[2:] for line in text[start:].splitlines() if line.startswith("# "))
+    block = text[start:].split("\n\n", 1)[0]  # the section ends at the first blank line
+    section = "\n".join(line[2:] for line in block.splitlines() if line.startswith("# "))
     path = tmp_path / "c.yaml"
     path.write_text(section + "\n")
     cfg = load_config(CollectorConfig, path)

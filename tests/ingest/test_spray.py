@@ -54,7 +54,7 @@ def reasons(base: str, name: str) -> Counter[str]:
     prefix = f'fieldwatch_collector_{name}{{reason="'
     for line in httpx.get(f"{base}/metrics").text.splitlines():
         if line.startswith(prefix):
-            out[line[len(prefix):line.index('"', len(prefix))]] = int(line.split()[-1])
+            out[line[len(prefix):line.index('"', len(prefix))]] = int(float(line.split()[-1]))
     return out
 
 
