@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -178,19 +178,21 @@ def phase_since(conn: sa.Connection, t: Mapping[str, Any]) -> float:
 
 
 def _run(store: Store, conn: sa.Connection, t: dict[str, Any], p: Plan, ch: Inbound,
-         now: float) -> str:
-    """The plan's steps through the ticket actions, under a savepoint: all or none."""
+         when: float, now: float) -> str:
+    """The plan's steps through the ticket actions, dated `when`, under a savepoint: all or
+    none."""
     actor = f"{ch.desk}:{ch.actor}"[:128]
     mark = {"origin": ch.desk, "desk_event": ch.kind[:64], "desk_at": ch.at}
     try:
         with conn.begin_nested():
             for step in p.steps:
-                up = plan_action(t, step.action, now, text=step.text, assignee=step.assignee,
+                up = plan_action(t, step.action, when, text=step.text, assignee=step.assignee,
                                  note=step.note)
+                up.values["updated_at"] = now
                 if not store.update_ticket(conn, t["id"], up.values, expect_state=t["state"]):
                     raise TransitionRefused("the ticket changed meanwhile")
                 for kind, why, data in up.events:
-                    store.add_event(t["id"], now, actor, kind, why, {**(data or {}), **mark},
+                    store.add_event(t["id"], when, actor, kind, why, {**(data or {}), **mark},
                                     conn=conn)
                 t.update(up.values)
     except (TransitionRefused, sa.exc.IntegrityError) as exc:
@@ -217,10 +219,17 @@ def apply(store: Store, instance: str, delivery: Delivery | None,
             t = store.ticket_for_update(conn, tid)
             new = ch.comment is not None and _first_seen(conn, ch.desk,
                                                          f"comment:{ch.comment.id}", now)
-            p = plan(t, phase_since(conn, t), read(conn, tid, ch.desk), ch, new)
+            since = phase_since(conn, t)
+            p = plan(t, since, read(conn, tid, ch.desk), ch, new)
             outcome = p.outcome
-            if p.steps and _run(store, conn, t, p, ch, now):
-                outcome = "conflict"
+            # dated by the desk's clock: an ack there at 10:05 answered at 10:05, however late
+            # fieldwatch hears of it — never before the ticket's phase began, nor in the future
+            when = min(max(ch.at, since), now)
+            if p.steps and _run(store, conn, dict(t), p, ch, when, now):
+                outcome = "conflict"  # the state change cannot be: the desk's words still can
+                said = tuple(s for s in p.steps if s.action == "comment")
+                if said and not _run(store, conn, t, replace(p, steps=said), ch, when, now):
+                    result.tickets.append(tid)
             elif p.steps:
                 result.tickets.append(tid)
             save(conn, tid, ch.desk, p.sync, now)

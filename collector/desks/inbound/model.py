@@ -139,8 +139,9 @@ def plain(value: Any, html_body: bool = False) -> str:
     """A desk's comment as text: HTML reduced to its words, bounded."""
     s = value if isinstance(value, str) else ""
     if html_body:
-        s = re.sub(r"<br\s*/?>|</(p|div|li)>", "\n", s, flags=re.I)
+        s = re.sub(r"<br\s*/?>|</?(p|div|li|tr)\b[^>]*>", "\n", s, flags=re.I)
         s = html.unescape(re.sub(r"<[^>]*>", "", s))
+        s = re.sub(r"\n\s*\n+", "\n", s)
     return s.strip()[:TEXT_MAX]
 
 
