@@ -251,3 +251,20 @@ def test_an_alias_learnt_from_one_event_maps_the_next(store: Store) -> None:
                    alias="PGR0VU2", comment=Comment("PN1", "on my way"))
     assert run(store, note) == {"applied": 1}
     assert store.timeline(tid)[-1]["reason"] == "on my way"
+
+
+def test_changes_are_dated_by_the_desk_within_the_phase_and_never_ahead(
+        store: Store) -> None:
+    [a] = fire(store, "a", T)
+    [b] = fire(store, "b", T)
+    [c] = fire(store, "c", T)
+    link(store, a, "OPS-1")
+    link(store, b, "OPS-2")
+    link(store, c, "OPS-3")
+    run(store, ch("acknowledged", at=T + 300), now=T + 900)  # heard of late (a reconcile)
+    run(store, ch("acknowledged", at=T - 50, external_id="OPS-2"), now=T + 900)  # skewed
+    run(store, ch("acknowledged", at=T + 5000, external_id="OPS-3"), now=T + 900)  # ahead
+    assert [store.get_ticket(t)["acknowledged_at"] for t in (a, b, c)] == [
+        T + 300, T, T + 900]
+    with store.engine.begin() as conn:
+        assert read(conn, c, "jira") == Sync("acknowledged", T + 900, None, None)

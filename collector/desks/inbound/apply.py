@@ -22,6 +22,9 @@ reopen older than a close here; a close here is final unless the desk reopens af
 `wont_fix` close is final whatever the desk says. An ignored change is counted as a conflict;
 fieldwatch's own later change reaches the desk through the outbox, so both sides converge. A
 payload older than what the desk already told (webhooks overtaking each other) is stale.
+Desk times later than fieldwatch's clock count as now; fieldwatch records each change at the
+desk's time (an ack at 10:05 answered the ticket at 10:05, however late we hear of it), but
+never before the ticket's current phase began.
 
 Every timeline event carries `origin: <desk>`: outbox.record queues it for every desk but
 that one — a change never echoes back where it came from.
@@ -169,12 +172,14 @@ def find_ticket(conn: sa.Connection, instance: str, ch: Inbound) -> int | None:
 
 
 def phase_since(conn: sa.Connection, t: Mapping[str, Any]) -> float:
-    """When the ticket's current phase began: its resolve or close, or its (re)opening."""
+    """When fieldwatch last turned the ticket against the desk: its resolve or close, or its
+    reopening — the desk's changes before it are overtaken. A first life has no such time:
+    whatever the desk did to its ticket, it did to this one (clocks apart)."""
     if t["state"] in DONE:
         return max(t.get("resolved_at") or EARLIEST, t.get("closed_at") or EARLIEST)
     reopened = conn.execute(sa.select(sa.func.max(ticket_events.c.at)).where(
         ticket_events.c.ticket_id == t["id"], ticket_events.c.kind == "reopened")).scalar()
-    return max(t["opened_at"], reopened or EARLIEST)
+    return EARLIEST if reopened is None else float(reopened)
 
 
 def _run(store: Store, conn: sa.Connection, t: dict[str, Any], p: Plan, ch: Inbound,
@@ -212,6 +217,8 @@ def apply(store: Store, instance: str, delivery: Delivery | None,
             result.replay = True
             return result
         for ch in changes:
+            if ch.at > now:  # a desk's clock ahead of ours: its change happened by now
+                ch = replace(ch, at=now)
             tid = find_ticket(conn, instance, ch)
             if tid is None:
                 result.count("unknown")
@@ -224,7 +231,7 @@ def apply(store: Store, instance: str, delivery: Delivery | None,
             outcome = p.outcome
             # dated by the desk's clock: an ack there at 10:05 answered at 10:05, however late
             # fieldwatch hears of it — never before the ticket's phase began, nor in the future
-            when = min(max(ch.at, since), now)
+            when = min(max(ch.at, since, t["opened_at"]), now)
             if p.steps and _run(store, conn, dict(t), p, ch, when, now):
                 outcome = "conflict"  # the state change cannot be: the desk's words still can
                 said = tuple(s for s in p.steps if s.action == "comment")
