@@ -145,3 +145,18 @@ def test_reconcile_brings_a_change_whose_webhook_was_lost(rig_factory: Any, kind
     reconcile_once(rig.store, "fieldwatch", target, rig.clock, rig.stats)
     assert rig.ticket(tid)["state"] == "resolved"
     assert rig.stats.get("inbound_changes_total", f"{kind}:applied") == 2
+
+
+def test_reconcile_moves_past_tickets_it_cannot_read(rig_factory: Any) -> None:
+    rig: Rig = rig_factory("jira", reconcile_batch=1)
+    gone, gone_key = rig.open_ticket("a")
+    tid, ext = rig.open_ticket("b")
+    del rig.kit.emulator.issues[gone_key]  # deleted in Jira: 404
+    rig.kit.change(rig.kit.emulator, ext, Said("ack"))
+    target = rig.target()
+    rig.clock.advance(1)
+    assert reconcile_once(rig.store, "fieldwatch", target, rig.clock, rig.stats) == {"error": 1}
+    assert reconcile_once(rig.store, "fieldwatch", target, rig.clock, rig.stats) == {
+        "applied": 1}
+    assert rig.ticket(tid)["state"] == "acknowledged" and rig.ticket(gone)["state"] == "open"
+    assert rig.stats.get("inbound_reconcile_errors_total", "jira") == 1

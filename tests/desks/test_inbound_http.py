@@ -191,3 +191,48 @@ def test_the_reconciler_runs_each_desk_on_its_period(rig_factory: Any) -> None:
     assert rig.stats.get("inbound_reconcile_errors_total", "zammad") == 1
     rec.start()
     rec.stop()
+
+
+def test_inbound_config_mistakes_are_located(tmp_path: Any) -> None:
+    from fieldwatch.collector.config import CollectorConfig
+
+    from fieldwatch.config import load_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text("integrations:\n  targets:\n    - type: glpi\n      name: g\n"
+                    "      url: https://glpi/apirest.php\n      app_token: {env: A}\n"
+                    "      user_token: {env: U}\n      inbound:\n        secret: {env: S}\n"
+                    "        states: {4: open, 5: finished}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(CollectorConfig, path)
+    assert "c.yaml:" in str(info.value) and "inbound.states.5" in str(info.value)
+    path.write_text(path.read_text().replace("finished", "resolved"))
+    [target] = load_config(CollectorConfig, path).integrations.targets
+    assert target.inbound.states == {"4": "open", "5": "resolved"}  # type: ignore[union-attr]
+
+
+def test_the_inbound_example_in_docs_validates() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    text = (Path(__file__).parents[2] / "docs" / "desks.md").read_text()
+    block = text[text.index("Give a PagerDuty, Jira"):]
+    block = block[block.index("```yaml\n") + 8:block.index("```", block.index("```yaml") + 8)]
+    doc = yaml.safe_load(block.replace("      ...\n", ""))[0]
+    IntegrationsConfig.model_validate({"targets": [{
+        **doc, "url": "https://x", "project": "P", "api_token": {"env": "J"},
+        "inbound": {k: v for k, v in doc["inbound"].items()
+                    if k not in ("username", "api_url", "api_token")}}]})
+
+
+def test_the_desk_runtime_runs_the_reconcile(rig_factory: Any) -> None:
+    from fieldwatch.collector.desks.runtime import DeskRuntime
+
+    rig: Rig = rig_factory("zammad", reconcile=300)
+    runtime = DeskRuntime(rig.cfg, rig.store.engine, rig.clock, rig.stats)
+    assert [t.name for t in runtime.reconciler.targets] == ["zammad"]
+    runtime.start()
+    assert runtime.reconciler._thread.is_alive()
+    runtime.stop()
+    assert not runtime.reconciler._thread.is_alive()

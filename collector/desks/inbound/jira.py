@@ -44,6 +44,10 @@ def verify(headers: Mapping[str, str], body: bytes, keys: Keys) -> bool:
     return same(header(headers, "x-hub-signature"), "sha256=" + hmac_hex(keys.secret, body))
 
 
+def _dict(v: Any) -> dict[str, Any]:
+    return v if isinstance(v, dict) else {}
+
+
 def _person(p: Any) -> str | None:
     if not isinstance(p, dict):
         return None
@@ -67,8 +71,9 @@ def issue_change(desk: str, kind: str, issue: Mapping[str, Any], at: float, acto
     key = text(issue.get("key"))
     if key is None:
         raise WireFormatError("bad_field", "issue.key: missing")
-    fields = issue.get("fields") if isinstance(issue.get("fields"), dict) else {}
-    labels = fields.get("labels") if isinstance(fields.get("labels"), list) else []
+    fields = _dict(issue.get("fields"))
+    labels = fields.get("labels")
+    labels = labels if isinstance(labels, list) else []
     res = fields.get("resolution")
     return Inbound(desk=desk, kind=kind, at=at, actor=actor, external_id=key,
                    references=tuple(s for s in map(text, labels) if s),
@@ -108,6 +113,5 @@ def state(desk: str, doc: Any, states: Mapping[str, State]) -> Inbound:
     """GET /rest/api/2/issue/KEY → what it says now, dated by `fields.updated`."""
     if not isinstance(doc, dict):
         raise WireFormatError("bad_field", "expected an issue")
-    fields = doc.get("fields") if isinstance(doc.get("fields"), dict) else {}
-    at = timestamp(fields.get("updated"), "fields.updated")
+    at = timestamp(_dict(doc.get("fields")).get("updated"), "fields.updated")
     return issue_change(desk, "reconcile", doc, at, "reconcile", states)

@@ -24,6 +24,7 @@ from fieldwatch.collector.desks.http import body, send
 from fieldwatch.collector.desks.inbound import apply as applying
 from fieldwatch.collector.desks.inbound import glpi, jira, pagerduty, servicenow, zammad
 from fieldwatch.collector.desks.inbound.model import Inbound
+from fieldwatch.collector.desks.inbound.sync import touch
 from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.schema import desk_links, desk_sync, tickets
 from fieldwatch.collector.store.store import Store
@@ -97,28 +98,35 @@ def reconcile_once(store: Store, instance: str, t: Target, clock: Clock,
     todo = candidates(store.engine, t.name, clock.now(), t.cfg.keep_seen, t.cfg.reconcile_batch)
     if not todo:
         return counts
+    first_error = ""
     with reader(t) as read:
         for tid, ext in todo:
             try:
                 said = read(ext)
+                if said is None:
+                    counts["missing"] = counts.get("missing", 0) + 1
             except DeskUnavailable as exc:  # the desk is down: the rest waits for next round
                 counts["error"] = counts.get("error", 0) + 1
-                stats.inc("inbound_reconcile_errors_total", t.name)
                 log.warning("reconcile %s: desk unavailable, round ended: %s", t.name, exc)
                 break
-            except (DeskError, WireFormatError) as exc:
+            except (DeskError, WireFormatError) as exc:  # this ticket only (gone, odd)
                 counts["error"] = counts.get("error", 0) + 1
-                stats.inc("inbound_reconcile_errors_total", t.name)
-                log.warning("reconcile %s: ticket %s (%s) not read: %s", t.name, tid, ext, exc)
-                continue
-            if said is None:
-                counts["missing"] = counts.get("missing", 0) + 1
+                first_error = first_error or f"ticket {tid} ({ext}): {exc}"
+                said = None
+            if said is None:  # to the back of the queue: the others get their turn
+                with store.transaction() as conn:
+                    touch(conn, tid, t.name, clock.now())
                 continue
             result = applying.apply(store, instance, None, [said], clock.now())
             for outcome, n in result.outcomes.items():
                 counts[outcome] = counts.get(outcome, 0) + n
                 stats.inc("inbound_changes_total", f"{t.name}:{outcome}", n)
     stats.inc("inbound_reconciled_total", t.name, len(todo))
+    if counts.get("error"):
+        stats.inc("inbound_reconcile_errors_total", t.name, counts["error"])
+    if first_error:
+        log.warning("reconcile %s: %d tickets not read, first %s", t.name, counts["error"],
+                    first_error)
     return counts
 
 

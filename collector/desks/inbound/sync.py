@@ -58,3 +58,8 @@ def told(conn: sa.Connection, delivered: Iterable[tuple[int, str, str]], now: fl
         if cur.status_at is not None and cur.status_at > now:
             continue
         save(conn, tid, desk, Sync(status, now, cur.assignee, cur.alias), now)
+
+
+def touch(conn: sa.Connection, ticket_id: int, desk: str, now: float) -> None:
+    """Heard of (or tried to): the reconcile reads this ticket last in its next rounds."""
+    save(conn, ticket_id, desk, read(conn, ticket_id, desk) or Sync(), now)
