@@ -158,7 +158,8 @@ def main() -> None:
         store.engine.dispose()
     print(json.dumps({
         "bench": "inbound", "desk": "jira", "store": "postgresql" if args.db else "sqlite",
-        "tickets": len(ids), "goal_p99_ms": 50,
+        "tickets": len(ids), "goal_p99_ms": 50, "cpus": os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 2),  # other work on the machine
         "webhook_to_state_change_serial": quantiles(serial),
         f"webhook_to_state_change_{args.clients}_clients": quantiles(parallel),
         "peer_http_only_serial": quantiles(peer_ms),

@@ -225,6 +225,8 @@ def test_unknown_tickets_and_references(store: Store) -> None:
     assert run(store, other) == {"unknown": 1}
     assert run(store, ch("resolved", external_id=None, references=("other-1",))) == {
         "unknown": 1}
+    assert run(store, ch("resolved", external_id=None, references=("fieldwatch-999",))) == {
+        "unknown": 1}  # a reference to no ticket at all
     assert store.get_ticket(tid)["state"] == "acknowledged"
 
 

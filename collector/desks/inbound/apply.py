@@ -32,6 +32,7 @@ that one — a change never echoes back where it came from.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -39,8 +40,14 @@ from typing import Any
 
 import sqlalchemy as sa
 from fieldwatch.collector.desks.inbound.model import Delivery, Inbound, ours
-from fieldwatch.collector.desks.inbound.sync import Sync, insert, read, save
-from fieldwatch.collector.store.schema import desk_links, desk_sync, inbound_seen, ticket_events
+from fieldwatch.collector.desks.inbound.sync import Sync, insert, save
+from fieldwatch.collector.store.schema import (
+    desk_links,
+    desk_sync,
+    inbound_seen,
+    ticket_events,
+    tickets,
+)
 from fieldwatch.collector.store.store import Store
 from fieldwatch.collector.tickets.actions import plan_action
 from fieldwatch.collector.tickets.cases import Resolution
@@ -171,15 +178,42 @@ def find_ticket(conn: sa.Connection, instance: str, ch: Inbound) -> int | None:
     return None
 
 
-def phase_since(conn: sa.Connection, t: Mapping[str, Any]) -> float:
+def phase_since(t: Mapping[str, Any], reopened: float | None) -> float:
     """When fieldwatch last turned the ticket against the desk: its resolve or close, or its
     reopening — the desk's changes before it are overtaken. A first life has no such time:
     whatever the desk did to its ticket, it did to this one (clocks apart)."""
     if t["state"] in DONE:
         return max(t.get("resolved_at") or EARLIEST, t.get("closed_at") or EARLIEST)
-    reopened = conn.execute(sa.select(sa.func.max(ticket_events.c.at)).where(
-        ticket_events.c.ticket_id == t["id"], ticket_events.c.kind == "reopened")).scalar()
     return EARLIEST if reopened is None else float(reopened)
+
+
+_REOPENED = (sa.select(sa.func.max(ticket_events.c.at))
+             .where(ticket_events.c.ticket_id == tickets.c.id,
+                    ticket_events.c.kind == "reopened").scalar_subquery().label("fw_reopened"))
+
+
+def _load(conn: sa.Connection, tid: int, desk: str
+          ) -> tuple[dict[str, Any], float | None, Sync | None] | None:
+    """The ticket (locked on PostgreSQL), its last reopening and what the desk said before,
+    in one statement; None when there is no such ticket."""
+    q = (sa.select(tickets, _REOPENED, desk_sync.c.status.label("fw_status"),
+                   desk_sync.c.status_at.label("fw_status_at"),
+                   desk_sync.c.assignee.label("fw_assignee"), desk_sync.c.alias.label("fw_alias"),
+                   desk_sync.c.synced_at.label("fw_synced"))
+         .select_from(tickets.outerjoin(desk_sync, sa.and_(
+             desk_sync.c.ticket_id == tickets.c.id, desk_sync.c.desk == desk)))
+         .where(tickets.c.id == tid))
+    if conn.dialect.name == "postgresql":
+        q = q.with_for_update(of=tickets)
+    found = conn.execute(q).mappings().first()
+    if found is None:
+        return None
+    row = dict(found)
+    last = None if row.pop("fw_synced") is None else Sync(
+        row.pop("fw_status"), row.pop("fw_status_at"), row.pop("fw_assignee"),
+        row.pop("fw_alias"))
+    reopened = row.pop("fw_reopened")
+    return {k: v for k, v in row.items() if not k.startswith("fw_")}, reopened, last
 
 
 def _run(store: Store, conn: sa.Connection, t: dict[str, Any], p: Plan, ch: Inbound,
@@ -188,8 +222,11 @@ def _run(store: Store, conn: sa.Connection, t: dict[str, Any], p: Plan, ch: Inbo
     none."""
     actor = f"{ch.desk}:{ch.actor}"[:128]
     mark = {"origin": ch.desk, "desk_event": ch.kind[:64], "desk_at": ch.at}
+    # One step writes nothing unless it succeeds (the ticket is locked): a savepoint only
+    # for several, or for a reopen, which the one-open-ticket-per-fault index may refuse.
+    several = len(p.steps) > 1 or p.steps[0].action == "reopen"
     try:
-        with conn.begin_nested():
+        with conn.begin_nested() if several else contextlib.nullcontext():
             for step in p.steps:
                 up = plan_action(t, step.action, when, text=step.text, assignee=step.assignee,
                                  note=step.note)
@@ -223,11 +260,15 @@ def apply(store: Store, instance: str, delivery: Delivery | None,
             if tid is None:
                 result.count("unknown")
                 continue
-            t = store.ticket_for_update(conn, tid)
+            loaded = _load(conn, tid, ch.desk)
+            if loaded is None:  # a reference to a ticket this database never had
+                result.count("unknown")
+                continue
+            t, reopened, last = loaded
             new = ch.comment is not None and _first_seen(conn, ch.desk,
                                                          f"comment:{ch.comment.id}", now)
-            since = phase_since(conn, t)
-            p = plan(t, since, read(conn, tid, ch.desk), ch, new)
+            since = phase_since(t, reopened)
+            p = plan(t, since, last, ch, new)
             outcome = p.outcome
             # dated by the desk's clock: an ack there at 10:05 answered at 10:05, however late
             # fieldwatch hears of it — never before the ticket's phase began, nor in the future

@@ -12,7 +12,9 @@ counted (`inbound_changes_total{reason="<desk>:unknown"}`): the desk must not re
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any
@@ -24,7 +26,7 @@ from fieldwatch.collector.desks.config import InboundConfig, IntegrationsConfig
 from fieldwatch.collector.desks.inbound import apply as applying
 from fieldwatch.collector.desks.inbound import glpi, jira, pagerduty, servicenow, zammad
 from fieldwatch.collector.desks.inbound.audit import Audit
-from fieldwatch.collector.desks.inbound.model import Keys
+from fieldwatch.collector.desks.inbound.model import Delivery, Keys
 from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.store import Store
 from starlette.concurrency import run_in_threadpool
@@ -65,8 +67,17 @@ async def _body(request: Request, limit: int) -> bytes | None:
 
 
 def endpoint(store: Store, instance: str, name: str, kind: str, icfg: InboundConfig,
-             clock: Clock, stats: Stats, audit: Audit) -> Callable[[Request], Any]:
-    """The POST handler for desk `name`; its secret is read now (a missing one: ConfigError)."""
+             clock: Clock, stats: Stats, audit: Audit,
+             one_writer: threading.Lock | None = None) -> Callable[[Request], Any]:
+    """The POST handler for desk `name`; its secret is read now (a missing one: ConfigError).
+    On SQLite, `one_writer` queues this process's webhooks in turn: SQLite takes one writer
+    at a time, and a writer that finds it busy sleeps in steps of up to 100 ms."""
+    writing = one_writer or contextlib.nullcontext()
+
+    def applied(delivery: Delivery, now: float) -> applying.Result:
+        with writing:
+            return applying.apply(store, instance, delivery, delivery.changes, now)
+
     module = KINDS[kind]
     keys = Keys(icfg.secret.value().get_secret_value().encode(), icfg.username)
     media = MEDIA.get(kind, ("application/json",))
@@ -106,8 +117,7 @@ def endpoint(store: Store, instance: str, name: str, kind: str, icfg: InboundCon
                 refuse, request, "too_old", 400,
                 f"change of {iso(delivery.at)} is older than the replay window")
         try:
-            result = await run_in_threadpool(applying.apply, store, instance, delivery,
-                                             delivery.changes, now)
+            result = await run_in_threadpool(applied, delivery, now)
             await run_in_threadpool(housekeeping, now)
         except sa.exc.OperationalError as exc:  # the store is down: the desk retries later
             stats.inc("inbound_errors_total", name)
@@ -129,8 +139,9 @@ def routes(store: Store, cfg: IntegrationsConfig, clock: Clock, stats: Stats,
     if not desks:
         return []
     audit = Audit(store.engine, clock, stats)
+    one_writer = threading.Lock() if store.engine.dialect.name == "sqlite" else None
     out = [Route(f"{PREFIX}/{name}", endpoint(store, cfg.instance, name, kind, icfg, clock,
-                                               stats, audit), methods=["POST"])
+                                               stats, audit, one_writer), methods=["POST"])
            for name, kind, icfg in desks]
 
     async def listing(request: Request) -> Response:
