@@ -146,6 +146,10 @@ def test_a_desk_resolve_older_than_a_reopen_here_is_a_conflict(
     desk.act(tid, "reopen", "alice", text="it came back")
     assert run(store, ch("resolved", at=T + 20)) == {"conflict": 1}  # resolved there at +20
     assert store.get_ticket(tid)["state"] == "reopened"
+    note = store.timeline(tid)[-1]  # why the two disagree, on the ticket (not sent out)
+    assert (note["kind"], note["actor"], note["data"]["origin"]) == (
+        "desk_conflict", "jira:ines", "jira")
+    assert note["reason"].startswith("jira says resolved; kept reopened: jira resolved it")
     assert run(store, ch("open", at=T + 60)) == {"nothing": 1}
     assert run(store, ch("resolved", at=T + 70)) == {"applied": 1}  # a later resolve wins
     assert store.get_ticket(tid)["state"] == "resolved"
@@ -209,7 +213,8 @@ def test_a_reopen_that_would_make_a_second_open_ticket_is_a_conflict_keeping_the
         "conflict": 1}
     assert store.get_ticket(tid)["state"] == "resolved"
     after = store.timeline(tid)  # no reopen, no half of one: the desk's comment only
-    assert [e["kind"] for e in after[len(before):]] == ["comment"]
+    assert [e["kind"] for e in after[len(before):]] == ["comment", "desk_conflict"]
+    assert after[-1]["reason"].endswith("another ticket is open for this fault")
 
 
 def test_unknown_tickets_and_references(store: Store) -> None:

@@ -220,8 +220,7 @@ def _run(store: Store, conn: sa.Connection, t: dict[str, Any], p: Plan, ch: Inbo
          when: float, now: float) -> str:
     """The plan's steps through the ticket actions, dated `when`, under a savepoint: all or
     none."""
-    actor = f"{ch.desk}:{ch.actor}"[:128]
-    mark = {"origin": ch.desk, "desk_event": ch.kind[:64], "desk_at": ch.at}
+    actor, mark = f"{ch.desk}:{ch.actor}"[:128], _mark(ch)
     # One step writes nothing unless it succeeds (the ticket is locked): a savepoint only
     # for several, or for a reopen, which the one-open-ticket-per-fault index may refuse.
     several = len(p.steps) > 1 or p.steps[0].action == "reopen"
@@ -237,9 +236,17 @@ def _run(store: Store, conn: sa.Connection, t: dict[str, Any], p: Plan, ch: Inbo
                     store.add_event(t["id"], when, actor, kind, why, {**(data or {}), **mark},
                                     conn=conn)
                 t.update(up.values)
-    except (TransitionRefused, sa.exc.IntegrityError) as exc:
-        return f"conflict: {exc}"[:200]
+    except sa.exc.IntegrityError:  # the partial unique index: one open ticket per fault
+        return "another ticket is open for this fault"
+    except TransitionRefused as exc:
+        return str(exc)[:200]
     return ""
+
+
+def _mark(ch: Inbound) -> dict[str, Any]:
+    """On every timeline event a desk's change makes: where it came from (the outbox skips
+    that desk), the desk's name for the event and its time."""
+    return {"origin": ch.desk, "desk_event": ch.kind[:64], "desk_at": ch.at}
 
 
 def apply(store: Store, instance: str, delivery: Delivery | None,
@@ -273,13 +280,19 @@ def apply(store: Store, instance: str, delivery: Delivery | None,
             # dated by the desk's clock: an ack there at 10:05 answered at 10:05, however late
             # fieldwatch hears of it — never before the ticket's phase began, nor in the future
             when = min(max(ch.at, since, t["opened_at"]), now)
-            if p.steps and _run(store, conn, dict(t), p, ch, when, now):
-                outcome = "conflict"  # the state change cannot be: the desk's words still can
-                said = tuple(s for s in p.steps if s.action == "comment")
+            why = p.why
+            refused = _run(store, conn, dict(t), p, ch, when, now) if p.steps else ""
+            if refused:
+                outcome, why = "conflict", refused  # the state change cannot be made
+                said = tuple(s for s in p.steps if s.action == "comment")  # the words can
                 if said and not _run(store, conn, t, replace(p, steps=said), ch, when, now):
                     result.tickets.append(tid)
             elif p.steps:
                 result.tickets.append(tid)
+            if outcome == "conflict":  # why the desk and fieldwatch now disagree, on the ticket
+                store.add_event(tid, when, f"{ch.desk}:{ch.actor}"[:128], "desk_conflict",
+                                f"{ch.desk} says {ch.status}; kept {t['state']}: {why}",
+                                _mark(ch), conn=conn)
             save(conn, tid, ch.desk, p.sync, now)
             result.count(outcome)
     return result
