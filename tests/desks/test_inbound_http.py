@@ -236,3 +236,18 @@ def test_the_desk_runtime_runs_the_reconcile(rig_factory: Any) -> None:
     assert runtime.reconciler._thread.is_alive()
     runtime.stop()
     assert not runtime.reconciler._thread.is_alive()
+
+
+def test_a_store_that_fails_answers_503_and_the_desks_retry_applies(rig_factory: Any) -> None:
+    from fieldwatch.collector.store.schema import inbound_seen
+
+    rig: Rig = rig_factory("pagerduty")
+    tid, ext = rig.open_ticket()
+    request = rig.kit.webhook(ext, Said("ack"), rig.clock.now())
+    inbound_seen.drop(rig.store.engine)  # the store refuses the write (no such table)
+    r = rig.post(*request)
+    assert r.status_code == 503 and "retry" in r.json()["detail"]
+    assert rig.stats.get("inbound_errors_total", "pagerduty") == 1
+    assert rig.ticket(tid)["state"] == "open"  # nothing half-applied
+    inbound_seen.create(rig.store.engine)
+    assert rig.post(*request).json() == {"status": "ok", "applied": 1}
