@@ -88,19 +88,21 @@ def parse(desk: str, headers: Mapping[str, str], body: bytes,
 def state_request(api_url: str, api_token: str, key: str) -> httpx.Request:
     """REST API: the incident of this dedup key (`incident_key`)."""
     return httpx.Request("GET", f"{api_url.rstrip('/')}/incidents", params={
-        "incident_key": key, "statuses[]": ["triggered", "acknowledged", "resolved"]},
+        "incident_key": key, "statuses[]": ["triggered", "acknowledged", "resolved"],
+        "sort_by": "created_at:desc", "limit": "1", "date_range": "all"},
         headers={"Authorization": f"Token token={api_token}",
                  "Accept": "application/vnd.pagerduty+json;version=2"})
 
 
 def state(desk: str, doc: Any, states: Mapping[str, State]) -> Inbound | None:
-    """GET /incidents?incident_key=… → what the newest incident says now; None: none."""
+    """GET /incidents?incident_key=… (newest first) → what the newest incident of the key
+    says now; None: there is none."""
     found = doc.get("incidents") if isinstance(doc, dict) else None
     if not isinstance(found, list):
         raise WireFormatError("bad_field", "expected {\"incidents\": [...]}")
     if not found:
         return None
-    inc = found[-1]
+    inc = found[0]
     if not isinstance(inc, dict):
         raise WireFormatError("bad_field", "incidents[]: expected an object")
     at = timestamp(inc.get("last_status_change_at") or inc.get("created_at"),
