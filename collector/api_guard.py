@@ -5,6 +5,10 @@ sees it, as one ASGI middleware around the whole app:
     an unsafe method (POST, PUT, …) sent from another origin's page → 403
     a body that is not `application/json`                          → 415
 
+One narrow exception: under `/api/v1/inbound/` (desks' webhooks, each verified by its desk's
+signature) a body with no Content-Type at all passes to the route, which takes only what its
+desk sends — GLPI sends none (collector/desks/inbound/routes.py). Forms stay refused.
+
 The API is JSON only and is called by scripts, Alertmanager and the CLI, never by other
 sites' pages. Browsers send forms and `no-cors` fetches ("simple" requests: text/plain, form
 encodings) to any origin without asking; refusing those media types and any write whose
@@ -62,7 +66,11 @@ def cross_origin(headers: Mapping[str, str]) -> bool:
     return not netloc or netloc.lower() != headers.get("host", "").lower()
 
 
-def check(method: str, headers: Mapping[str, str], max_body: int) -> Refusal | None:
+INBOUND_PREFIX = "/api/v1/inbound/"  # desks' webhooks: no Content-Type is left to the route
+
+
+def check(method: str, headers: Mapping[str, str], max_body: int,
+          path: str = "") -> Refusal | None:
     """Why a request must be refused before its body is read, or None."""
     length = headers.get("content-length")
     declared = 0
@@ -77,7 +85,10 @@ def check(method: str, headers: Mapping[str, str], max_body: int) -> Refusal | N
         return Refusal(403, "cross_origin", "cross-origin requests are refused: call the API "
                                             "from a script or the CLI, not from a web page")
     has_body = declared > 0 or "transfer-encoding" in headers
-    if has_body and media_type(headers.get("content-type")) != "application/json":
+    given = media_type(headers.get("content-type"))
+    if not given and path.startswith(INBOUND_PREFIX):
+        return None
+    if has_body and given != "application/json":
         return Refusal(415, "media_type", "send the body as Content-Type: application/json")
     return None
 
@@ -114,7 +125,7 @@ class HttpGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        why = check(scope["method"], Headers(scope=scope), self.max_body)
+        why = check(scope["method"], Headers(scope=scope), self.max_body, scope.get("path", ""))
         if why is not None:
             self.refused(scope, why)
             await JSONResponse({"detail": why.detail}, why.status,

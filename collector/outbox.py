@@ -14,6 +14,10 @@ Each item of a round is settled on its own: an adapter that raises something oth
 DeskError (a bug, a ValueError from a header it cannot build) makes that item dead, and an
 outcome the database will not take (a value too long for its column) is recorded as dead on its
 own, so one bad item never leaves its neighbours marked as being sent, to be sent again.
+
+A change a desk made (desks/inbound: its events carry `origin: <desk>`) is queued for every
+desk but that one; a delivered state change is remembered as the desk's state (`desk_sync`),
+so the desk's later changes are read as edges against what it was told.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from fieldwatch.collector.desks.config import DeskBase, RetryPolicy
+from fieldwatch.collector.desks.inbound.sync import told
 from fieldwatch.collector.desks.model import Action, Change, Desk, Receipt
 from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.schema import (
@@ -99,9 +104,12 @@ def record(conn: sa.Connection, ticket_id: int, event_id: int | None, at: float,
     event = {"id": event_id, "kind": kind, "at": at, "actor": actor, "reason": reason,
              "data": _jsonable(dict(data)) if data else None}
     rows = []
+    origin = data.get("origin") if data else None  # a change a desk made (desks/inbound)
     for d in desks:
         if action not in d.actions or (d.teams and snapshot.get("team") not in d.teams):
             continue
+        if d.name == origin:
+            continue  # it came from this desk: echoing it back would ping-pong
         ref = reference(d.instance, ticket_id)
         rows.append({"desk": d.name, "ticket_id": ticket_id, "action": action,
                      "change_key": f"{ref}-{event_id if event_id is not None else int(at * 1e6)}",
@@ -247,6 +255,7 @@ class Queue:
                                           "url": _text(o.receipt.url),
                                           "detail": _text(o.receipt.detail)}}
                  for o in done if o.receipt is not None])
+        told(conn, [(o.item.ticket_id, o.item.desk, o.item.change.action) for o in done], now)
         for o in outcomes:
             if o.receipt is not None:
                 self._link(conn, o.item, o.receipt, now)

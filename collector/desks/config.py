@@ -45,6 +45,29 @@ class Secret(StrictModel):
                                        f"cannot read secret: {exc.strerror}")]) from None
 
 
+InboundState = Literal["open", "acknowledged", "resolved"]
+
+
+class InboundConfig(StrictModel):
+    """Changes made in the desk coming back (collector/desks/inbound, docs/desks.md): the
+    desk's webhooks at /api/v1/inbound/<desk name>, verified with `secret`, and a periodic
+    reconcile that reads the desk's state of open tickets whose webhooks may have been lost."""
+
+    secret: Secret  # the desk's signing secret (ServiceNow: the shared token or password)
+    username: str = "fieldwatch"  # ServiceNow basic auth: the user its REST message sends
+    states: dict[str, InboundState] = {}  # desk state name (GLPI: number) → ours; over defaults
+    reconcile: Duration = 300.0  # how often open tickets' desk state is read; 0: never
+    reconcile_batch: int = Field(100, ge=1, le=10_000)  # tickets read per desk per round
+    keep_seen: Duration = 7 * 86400.0  # replay window: deliveries older than this are refused
+    api_url: HttpUrl = HttpUrl("https://api.pagerduty.com")  # PagerDuty REST API (reconcile)
+    api_token: Secret | None = None  # PagerDuty REST API key; without it no reconcile
+
+    @field_validator("states", mode="before")
+    @classmethod
+    def _keys(cls, v: object) -> object:
+        return {str(k): s for k, s in v.items()} if isinstance(v, dict) else v
+
+
 class DeskBase(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     actions: list[Action] = list(ACTIONS)  # which ticket changes this desk hears of
@@ -70,6 +93,7 @@ Severity = Literal["critical", "error", "warning", "info"]
 
 class PagerDutyDesk(DeskBase):
     type: Literal["pagerduty"]
+    inbound: InboundConfig | None = None  # the desk's changes back (webhooks, reconcile)
     url: HttpUrl = HttpUrl("https://events.pagerduty.com/v2/enqueue")
     routing_key: Secret
     severity: dict[str, Severity] = {"P1": "critical", "P2": "error", "P3": "warning"}
@@ -77,6 +101,7 @@ class PagerDutyDesk(DeskBase):
 
 class JiraDesk(DeskBase):
     type: Literal["jira"]
+    inbound: InboundConfig | None = None  # the desk's changes back (webhooks, reconcile)
     url: HttpUrl
     project: str
     issue_type: str = "Task"
@@ -90,6 +115,7 @@ class JiraDesk(DeskBase):
 
 class ZammadDesk(DeskBase):
     type: Literal["zammad"]
+    inbound: InboundConfig | None = None  # the desk's changes back (webhooks, reconcile)
     url: HttpUrl
     token: Secret
     group: str = "Users"
@@ -101,6 +127,7 @@ class ZammadDesk(DeskBase):
 
 class GlpiDesk(DeskBase):
     type: Literal["glpi"]
+    inbound: InboundConfig | None = None  # the desk's changes back (webhooks, reconcile)
     url: HttpUrl  # …/apirest.php
     app_token: Secret
     user_token: Secret
@@ -110,6 +137,7 @@ class GlpiDesk(DeskBase):
 
 class ServiceNowDesk(DeskBase):
     type: Literal["servicenow"]
+    inbound: InboundConfig | None = None  # the desk's changes back (webhooks, reconcile)
     url: HttpUrl  # https://INSTANCE.service-now.com
     username: str | None = None  # with password: basic auth; without: bearer token
     password: Secret

@@ -1,6 +1,7 @@
 """HTTP routes of the integrations: Alertmanager in (behind its own token, alertmanager.py),
-and the outbox for people (`GET /api/v1/outbox`, `POST /api/v1/outbox/retry`, behind the API's
-tokens). Plain Starlette routes, added to the API app with `add_routes`, so they work whatever
+the desks' webhooks (each verified by its desk's own scheme, desks/inbound), and the outbox
+for people (`GET /api/v1/outbox`, `POST /api/v1/outbox/retry`, behind the API's tokens).
+Plain Starlette routes, added to the API app with `add_routes`, so they work whatever
 framework the app is built with; the app's HttpGuard (api_guard.py) checks size, media type
 and origin before any of them."""
 
@@ -13,6 +14,7 @@ from typing import Any
 from fieldwatch.collector.api_auth import Tokens, guarded
 from fieldwatch.collector.desks import alertmanager
 from fieldwatch.collector.desks.config import IntegrationsConfig
+from fieldwatch.collector.desks.inbound import routes as inbound
 from fieldwatch.collector.outbox import Queue
 from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.store import Store
@@ -69,6 +71,7 @@ def routes(store: Store, cfg: IntegrationsConfig, clock: Clock, stats: Stats,
 
     out = [Route("/api/v1/outbox", guarded(list_outbox, tokens), methods=["GET"]),
            Route("/api/v1/outbox/retry", guarded(retry, tokens), methods=["POST"])]
+    out += inbound.routes(store, cfg, clock, stats, tokens)  # desks' changes coming back
     if cfg.alertmanager.enabled:
         out.append(Route(alertmanager.PATH, alertmanager.endpoint(
             store, cfg.alertmanager, clock, stats), methods=["POST"]))

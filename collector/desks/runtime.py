@@ -1,5 +1,6 @@
 """The collector's desk machinery, wired once from config: desks, their HTTP clients, the
-outbox worker. Start and stop with the collector."""
+outbox worker, the reconcile of desks whose changes come back (desks/inbound). Start and stop
+with the collector."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import sqlalchemy as sa
 from fieldwatch.collector import outbox
 from fieldwatch.collector.desks.build import build_desk, http_client
 from fieldwatch.collector.desks.config import DeskBase, IntegrationsConfig
+from fieldwatch.collector.desks.inbound.reconcile import Reconciler, Target
 from fieldwatch.collector.desks.model import Desk
 from fieldwatch.collector.stats import Stats
+from fieldwatch.collector.store.store import Store
 
 from fieldwatch.clock import Clock
 
@@ -32,14 +35,19 @@ class DeskRuntime:
         registered = [*cfg.targets, *extra_registrations]
         if registered:  # a collector without desks leaves the others' registration alone
             outbox.register_desks(engine, cfg.instance, registered, clock.now())
+        self.reconciler = Reconciler(Store(engine), cfg.instance, [
+            Target(t.name, t.type, t.inbound, desks[t.name]) for t in cfg.targets
+            if getattr(t, "inbound", None) is not None], clock, stats)
         self.worker = outbox.Worker(engine, desks, clock, cfg.retry, stats, cfg.concurrency,
                                     cfg.poll, owner=owner, lease=cfg.lease,
                                     keep_delivered=cfg.keep_delivered)
 
     def start(self) -> None:
         self.worker.start()
+        self.reconciler.start()
 
     def stop(self) -> None:
+        self.reconciler.stop()
         self.worker.stop()
         for c in self.clients:
             c.close()

@@ -209,6 +209,42 @@ desk_links = sa.Table(
     sa.Column("external_id", sa.String(255), nullable=False),
     sa.Column("url", sa.Text),
     sa.Column("linked_at", sa.Float, nullable=False),
+    sa.Index("ix_desk_links_external", "desk", "external_id"),  # a desk's webhook → the ticket
+)
+
+# -- changes made in the desks, coming back (collector/desks/inbound) --------------------------
+# Deliveries (and desk comments) already applied, per desk: a replay changes nothing.
+inbound_seen = sa.Table(
+    "inbound_seen", metadata,
+    sa.Column("desk", sa.String(64), primary_key=True),
+    sa.Column("key", sa.String(200), primary_key=True),  # delivery id, "comment:<id>", or a hash
+    sa.Column("seen_at", sa.Float, nullable=False, index=True),
+)
+
+# What fieldwatch last saw of each linked external ticket: the desk's state, its time, its
+# assignee. A webhook or a reconcile acts on what changed since, never on what merely differs.
+desk_sync = sa.Table(
+    "desk_sync", metadata,
+    sa.Column("ticket_id", sa.Integer, primary_key=True),
+    sa.Column("desk", sa.String(64), primary_key=True),
+    sa.Column("status", sa.String(16)),  # open | acknowledged | resolved
+    sa.Column("status_at", sa.Float),  # the desk's own time of what we last saw
+    sa.Column("assignee", sa.String(128)),
+    sa.Column("alias", sa.String(255)),  # another id of the same external ticket (PagerDuty)
+    sa.Column("synced_at", sa.Float, nullable=False),  # when fieldwatch last heard (reconcile)
+    sa.Index("ix_desk_sync_alias", "desk", "alias"),
+)
+
+# Requests an inbound route refused (bad signature, too old, malformed): the audit trail.
+inbound_refusals = sa.Table(
+    "inbound_refusals", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.Float, nullable=False, index=True),
+    sa.Column("desk", sa.String(64), nullable=False),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),  # the HTTP status answered
+    sa.Column("remote", sa.String(64), nullable=False, server_default=""),
+    sa.Column("detail", sa.Text, nullable=False, server_default=""),
 )
 
 # Alertmanager notifications already applied: (fingerprint, startsAt, status) — HA pairs and

@@ -8,7 +8,10 @@ import hashlib
 import hmac
 import itertools
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from tests.desks.server import Reply, Req
@@ -51,8 +54,16 @@ class PagerDutyEmu:
     routing_key: str
     incidents: dict[str, dict[str, Any]] = field(default_factory=dict)
     log: list[tuple[str, str]] = field(default_factory=list)
+    api_token: str = "pd-rest"  # the REST API key (GET /incidents)
+    now: Callable[[], float] = time.time
 
     def __call__(self, req: Req) -> Reply:
+        if req.method == "GET" and req.path == "/incidents":
+            if req.headers.get("authorization") != f"Token token={self.api_token}":
+                return Reply(401, {"error": {"message": "Unauthorized", "code": 2006}})
+            key = req.query.get("incident_key")
+            return Reply(200, {"incidents": [self.incident_json(key)] if key in self.incidents
+                               else [], "limit": 25, "offset": 0, "more": False})
         if req.method != "POST" or req.path != "/v2/enqueue":
             return Reply(404, {"status": "not found"})
         ev = req.json or {}
@@ -78,14 +89,37 @@ class PagerDutyEmu:
         inc = self.incidents.get(key)
         if action == "trigger":
             if inc is None or inc["status"] == "resolved":
+                n = len(self.incidents) + 1
                 inc = self.incidents[key] = {"status": "triggered", "triggers": 0,
-                                             "summary": ev["payload"]["summary"], "number":
-                                             len(self.incidents) + 1}
+                                             "summary": ev["payload"]["summary"], "number": n,
+                                             "id": f"PINC{n:03d}", "assignee": None,
+                                             "changed_at": self.now()}
             inc["triggers"] += 1
         elif inc is not None and inc["status"] != "resolved":
             inc["status"] = "acknowledged" if action == "acknowledge" else "resolved"
+            inc["changed_at"] = self.now()
         self.log.append((action, key))
         return Reply(202, {"status": "success", "message": "Event processed", "dedup_key": key})
+
+
+    def act(self, key: str, status: str | None = None, assignee: str | None = None) -> None:
+        inc = self.incidents[key]
+        if status is not None:
+            inc["status"] = status
+        if assignee is not None:
+            inc["assignee"] = assignee
+        inc["changed_at"] = self.now()
+
+    def incident_json(self, key: str) -> dict[str, Any]:
+        """An incident as the REST API (GET /incidents) shows it."""
+        inc = self.incidents[key]
+        who = [{"at": iso_ms(inc["changed_at"], "Z"), "assignee": {
+            "id": "PTUXL6G", "summary": inc["assignee"], "type": "user_reference"}}] \
+            if inc["assignee"] else []
+        return {"id": inc["id"], "type": "incident", "incident_number": inc["number"],
+                "title": inc["summary"], "status": inc["status"], "incident_key": key,
+                "created_at": iso_ms(inc["changed_at"], "Z"),
+                "last_status_change_at": iso_ms(inc["changed_at"], "Z"), "assignments": who}
 
 
 @dataclass
@@ -95,6 +129,8 @@ class JiraEmu:
     project: str = "OPS"
     issues: dict[str, dict[str, Any]] = field(default_factory=dict)
     ids: itertools.count = field(default_factory=lambda: itertools.count(10001))
+    now: Callable[[], float] = time.time  # the desk's clock
+    CATEGORIES = {"To Do": "new", "In Progress": "indeterminate", "Done": "done"}
     TRANSITIONS = {"To Do": [("21", "Start", "In Progress"), ("31", "Done", "Done")],
                    "In Progress": [("31", "Done", "Done")],
                    "Done": [("41", "Reopen", "To Do")]}
@@ -110,7 +146,8 @@ class JiraEmu:
                 return Reply(400, {"errorMessages": [], "errors": {k: "required" for k in bad}})
             num = next(self.ids)
             key = f"{self.project}-{num - 10000}"
-            self.issues[key] = {"id": str(num), "fields": f, "status": "To Do", "comments": []}
+            self.issues[key] = {"id": str(num), "fields": f, "status": "To Do", "comments": [],
+                                "assignee": None, "updated": self.now()}
             return Reply(201, {"id": str(num), "key": key,
                                "self": f"http://jira/rest/api/2/issue/{num}"})
         if req.method == "GET" and req.path == "/rest/api/2/search":
@@ -130,6 +167,8 @@ class JiraEmu:
             if tail == "comment" and req.method == "GET":
                 return Reply(200, {"comments": [{"body": b} for b in issue["comments"]],
                                    "total": len(issue["comments"])})
+            if tail == "" and req.method == "GET":
+                return Reply(200, self.issue_json(parts[5]))
             offered = self.TRANSITIONS[issue["status"]]
             if tail == "transitions" and req.method == "GET":
                 return Reply(200, {"transitions": [{"id": i, "name": n, "to": {"name": to}}
@@ -141,15 +180,38 @@ class JiraEmu:
                     return Reply(400, {"errorMessages": [f"Transition id '{tid}' is not valid "
                                                          "for this issue."]})
                 issue["status"] = match[0]
+                issue["updated"] = self.now()
                 for c in ((req.json.get("update") or {}).get("comment") or []):
                     issue["comments"].append(c["add"]["body"])
                 return Reply(204)
         return Reply(404, {"errorMessages": ["Issue does not exist"]})
 
 
+    def act(self, key: str, status: str | None = None, assignee: str | None = None) -> None:
+        """A person's change in Jira itself."""
+        issue = self.issues[key]
+        if status is not None:
+            issue["status"] = status
+        if assignee is not None:
+            issue["assignee"] = assignee
+        issue["updated"] = self.now()
+
+    def issue_json(self, key: str) -> dict[str, Any]:
+        """The issue as GET /rest/api/2/issue/KEY (and a webhook) shows it."""
+        i = self.issues[key]
+        st = i["status"]
+        return {"id": i["id"], "key": key, "fields": {
+            **i["fields"], "status": {"name": st, "statusCategory": {
+                "key": self.CATEGORIES[st], "name": st}},
+            "assignee": {"displayName": i["assignee"]} if i["assignee"] else None,
+            "resolution": {"name": "Done"} if st == "Done" else None,
+            "updated": iso_ms(i["updated"], "+0000")}}
+
+
 @dataclass
 class ZammadEmu:
     token: str
+    now: Callable[[], float] = time.time
     tickets: dict[int, dict[str, Any]] = field(default_factory=dict)
     ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
@@ -163,7 +225,8 @@ class ZammadEmu:
                 return Reply(422, {"error": f"missing {bad}"})
             tid = next(self.ids)
             self.tickets[tid] = {"title": d["title"], "state": "new", "articles": [d["article"]],
-                                 "priority": d.get("priority")}
+                                 "priority": d.get("priority"), "owner": None,
+                                 "updated_at": self.now()}
             return Reply(201, {"id": tid, "number": str(31000 + tid), "title": d["title"]})
         if req.method == "GET" and req.path == "/api/v1/tickets/search":
             needle = req.query["query"].split('"')[1]
@@ -179,6 +242,10 @@ class ZammadEmu:
         if req.path.startswith("/api/v1/ticket_articles/by_ticket/"):
             t = self.tickets.get(int(req.path.rsplit("/", 1)[1]))
             return Reply(200, t["articles"]) if t else Reply(404, {"error": "not found"})
+        if req.method == "GET" and req.path.startswith("/api/v1/tickets/"):
+            tid = int(req.path.rsplit("/", 1)[1])
+            return Reply(200, self.ticket_json(tid)) if tid in self.tickets else Reply(
+                404, {"error": "not found"})
         if req.method == "PUT" and req.path.startswith("/api/v1/tickets/"):
             t = self.tickets.get(int(req.path.rsplit("/", 1)[1]))
             if t is None:
@@ -186,16 +253,33 @@ class ZammadEmu:
             d = req.json or {}
             if "state" in d:
                 t["state"] = d["state"]
+                t["updated_at"] = self.now()
             if d.get("article"):
                 t["articles"].append(d["article"])
             return Reply(200, {"id": int(req.path.rsplit("/", 1)[1]), "state": t["state"]})
         return Reply(404, {"error": "no route"})
 
 
+    def act(self, tid: int, state: str | None = None, owner: str | None = None) -> None:
+        t = self.tickets[tid]
+        if state is not None:
+            t["state"] = state
+        if owner is not None:
+            t["owner"] = owner
+        t["updated_at"] = self.now()
+
+    def ticket_json(self, tid: int) -> dict[str, Any]:
+        """GET /api/v1/tickets/ID?expand=true: state and owner by name."""
+        t = self.tickets[tid]
+        return {"id": tid, "title": t["title"], "state": t["state"],
+                "owner": t["owner"] or "-", "updated_at": iso_ms(t["updated_at"], "Z")}
+
+
 @dataclass
 class GlpiEmu:
     app_token: str
     user_token: str
+    now: Callable[[], float] = time.time
     tickets: dict[int, dict[str, Any]] = field(default_factory=dict)
     sessions: set[str] = field(default_factory=set)
     opened: int = 0
@@ -224,7 +308,7 @@ class GlpiEmu:
                 return Reply(400, ["ERROR_GLPI_ADD", "name and content required"])
             tid = next(self.ids)
             self.tickets[tid] = {**inp, "status": 1, "followups": [], "solutions": [],
-                                 "history": []}
+                                 "history": [], "date_mod": self.now(), "assignee": None}
             return Reply(201, {"id": tid, "message": f"Item successfully added: {tid}"})
         if req.method == "GET" and path == "/search/Ticket":
             needle = req.query["criteria[0][value]"]
@@ -242,6 +326,7 @@ class GlpiEmu:
                     return Reply(400, ["ERROR_GLPI_ADD", "ticket already solved"])
                 t["solutions"].append(inp["content"])
                 t["status"] = 5
+                t["date_mod"] = self.now()
             else:
                 t["followups"].append(inp["content"])
             t["history"].append(inp["content"])
@@ -253,17 +338,29 @@ class GlpiEmu:
             if len(parts) == 4 and parts[3] == "ITILFollowup":
                 return Reply(200, [{"content": c} for c in t["followups"]])
             if req.method == "GET":
-                return Reply(200, {"id": int(parts[2]), "name": t["name"], "status": t["status"]})
+                return Reply(200, {"id": int(parts[2]), "name": t["name"], "status": t["status"],
+                                   "date_mod": iso_s(t["date_mod"]).replace("T", " ")})
             if req.method == "PUT":
                 t["status"] = inp["status"]
+                t["date_mod"] = self.now()
                 return Reply(200, [{parts[2]: True, "message": ""}])
         return Reply(404, ["ERROR_ITEM_NOT_FOUND", path])
+
+
+    def act(self, tid: int, status: int | None = None, assignee: str | None = None) -> None:
+        t = self.tickets[tid]
+        if status is not None:
+            t["status"] = status
+        if assignee is not None:
+            t["assignee"] = assignee
+        t["date_mod"] = self.now()
 
 
 @dataclass
 class ServiceNowEmu:
     user: str
     password: str
+    now: Callable[[], float] = time.time
     incidents: dict[str, dict[str, Any]] = field(default_factory=dict)
     ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
@@ -278,7 +375,8 @@ class ServiceNowEmu:
             n = next(self.ids)
             sys_id = hashlib.md5(str(n).encode()).hexdigest()
             self.incidents[sys_id] = {**d, "state": "1", "number": f"INC{n:07d}",
-                                      "work_notes": []}
+                                      "work_notes": [], "assigned_to": "", "mod_count": 0,
+                                      "updated": self.now()}
             return Reply(201, {"result": {"sys_id": sys_id, "number": f"INC{n:07d}",
                                           "state": "1"}})
         if req.path == "/api/now/table/incident" and req.method == "GET":
@@ -292,6 +390,11 @@ class ServiceNowEmu:
             needle = q.split("valueLIKE")[1]
             notes = self.incidents.get(sys_id, {}).get("work_notes", [])
             return Reply(200, {"result": [{"sys_id": "j"} for n in notes if needle in n][:1]})
+        if req.path.startswith("/api/now/table/incident/") and req.method == "GET":
+            sys_id = req.path.rsplit("/", 1)[1]
+            if sys_id not in self.incidents:
+                return Reply(404, {"error": {"message": "No Record found"}, "status": "failure"})
+            return Reply(200, {"result": self.record(sys_id)})
         if req.path.startswith("/api/now/table/incident/") and req.method == "PATCH":
             inc = self.incidents.get(req.path.rsplit("/", 1)[1])
             if inc is None:
@@ -302,9 +405,47 @@ class ServiceNowEmu:
             if "work_notes" in d:
                 inc["work_notes"].append(d.pop("work_notes"))
             inc.update(d)
+            inc["mod_count"] += 1
+            inc["updated"] = self.now()
             return Reply(200, {"result": {"sys_id": req.path.rsplit("/", 1)[1],
                                           "state": inc["state"]}})
         return Reply(404, {"error": {"message": "Invalid table"}, "status": "failure"})
+
+
+    def act(self, sys_id: str, state: str | None = None, assigned_to: str | None = None,
+            work_note: str | None = None) -> None:
+        inc = self.incidents[sys_id]
+        if state is not None:
+            inc["state"] = state
+        if assigned_to is not None:
+            inc["assigned_to"] = assigned_to
+        if work_note is not None:
+            inc["work_notes"].append(work_note)
+        inc["mod_count"] += 1
+        inc["updated"] = self.now()
+
+    def record(self, sys_id: str) -> dict[str, Any]:
+        """The incident as the Table API shows it with sysparm_display_value=all."""
+        inc = self.incidents[sys_id]
+
+        def f(v: Any, shown: Any = None) -> dict[str, Any]:
+            return {"value": v, "display_value": v if shown is None else shown}
+
+        return {"sys_id": f(sys_id), "number": f(inc["number"]), "state": f(inc["state"]),
+                "correlation_id": f(inc["correlation_id"]),
+                "assigned_to": f(inc["assigned_to"]),
+                "sys_updated_on": f(iso_s(inc["updated"]).replace("T", " ")),
+                "sys_updated_by": f("ines.engineer"), "sys_mod_count": f(str(inc["mod_count"])),
+                "close_notes": f(inc.get("close_notes", ""))}
+
+
+def iso_ms(ts: float, zone: str) -> str:
+    """2026-11-27T05:00:00.123 + zone (`Z`, `+0000`)."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + zone
+
+
+def iso_s(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def dumps(obj: Any) -> str:
