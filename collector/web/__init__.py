@@ -25,6 +25,7 @@ ACTIONS: dict[str, Role] = {
     "diag.run": "engineer",
     "diag.approve": "supervisor",
     "silence.edit": "supervisor",
+    "outbox.retry": "supervisor",    # send dead deliveries to external desks again
     "user.admin": "admin",
 }
 
