@@ -310,7 +310,11 @@ class HttpServer:
             config.load()  # reads the certificate and key now: a bad file fails here
         self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, port))
+        try:
+            self.sock.bind((host, port))
+        except OSError:
+            self.sock.close()
+            raise
         self.host, self.port = host, self.sock.getsockname()[1]
         self.scheme = "https" if tls_cert else "http"
         self.server = uvicorn.Server(config)

@@ -113,7 +113,7 @@ class AccountsMiddleware:
                 body = await _read(receive)
                 try:
                     fields = parse_qsl(body.decode("utf-8"), keep_blank_values=True,
-                                       max_num_fields=MAX_FIELDS)
+                                       max_num_fields=MAX_FIELDS, errors="strict")
                 except (UnicodeDecodeError, ValueError):
                     await JSONResponse({"detail": "a form must be UTF-8 and have at most "
                                                   f"{MAX_FIELDS} fields"}, 400)(

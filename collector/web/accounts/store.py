@@ -107,7 +107,7 @@ class AccountStore:
                 grants.setdefault(name, []).append(site)
             tokens = dict(conn.execute(sa.select(
                 desk_api_tokens.c.user_name, sa.func.count()).group_by(
-                desk_api_tokens.c.user_name)).tuples().all())
+                desk_api_tokens.c.user_name)).all())
         out = []
         for r in rows:
             u = make_user(r, grants.get(r.name, []))
