@@ -43,7 +43,7 @@ def test_a_user_sees_the_sites_granted_and_admins_every_site(accounts: AccountSt
     assert [u["name"] for u in accounts.list()] == ["ana", "root", "sue", "vic"]
 
 
-@pytest.mark.parametrize(("call", "message"), [
+BAD_CHANGES = [
     (lambda a: a.add("ana", "engineer", PW), "exists already"),
     (lambda a: a.add("bo", "wizard", PW), "bad role"),
     (lambda a: a.add("bo", "viewer", PW, language="fr"), "bad language"),
@@ -57,12 +57,16 @@ def test_a_user_sees_the_sites_granted_and_admins_every_site(accounts: AccountSt
     (lambda a: a.new_token("nobody"), "no user"),
     (lambda a: a.remove("nobody"), "no user"),
     (lambda a: a.update("ana", role="boss"), "bad role"),
-])
-def test_bad_changes_are_refused_with_a_reason(accounts: AccountStore, call, message) -> None:  # type: ignore[no-untyped-def]
+]
+
+
+def test_bad_changes_are_refused_with_a_reason(accounts: AccountStore) -> None:
     accounts.add("ana", "engineer", PW)
-    with pytest.raises(AccountError, match=message):
-        call(accounts)
+    for call, message in BAD_CHANGES:  # one database for all: a PostgreSQL one costs seconds
+        with pytest.raises(AccountError, match=message):
+            call(accounts)
     assert [u["name"] for u in accounts.list()] == ["ana"]
+    assert accounts.user("ana") == User("ana", "engineer", frozenset())
 
 
 def test_passwords_are_stored_as_argon2id_and_checked(accounts: AccountStore) -> None:
