@@ -1,11 +1,14 @@
-"""The HTTP API (JSON, OpenAPI at /api/v1/openapi.json, bearer-token auth) and the web page,
-served by the collector and by `fieldwatch up`. Every route calls the ServiceDesk, as the CLI
-does; errors map to 401 / 404 / 409 / 422 with a `detail` message, never a 5xx for bad input.
-Every request first passes HttpGuard (api_guard.py): body size, JSON only, same origin.
+"""The HTTP API (JSON, OpenAPI at /api/v1/openapi.json) and the web pages, served by the
+collector and by `fieldwatch up`. Every route calls the ServiceDesk, as the CLI does; errors
+map to 401 / 403 / 404 / 409 / 422 with a `detail` message, never a 5xx for bad input.
+Every request first passes HttpGuard (api_guard.py: body size, JSON only — forms on pages —,
+same origin), then the accounts middleware (collector/web/accounts/: who is asking, by bearer
+token or login session, and the CSRF token of browser writes). Routes act as that user: the
+timeline names them, their role decides what they may do, their sites what they see (objects
+of other sites answer 404).
 """
 
 
-import hmac
 import html
 import logging
 import socket
@@ -15,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fieldwatch.collector.api_guard import MAX_BODY, HttpGuard
@@ -26,7 +30,15 @@ from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.store import Store
 from fieldwatch.collector.tickets.cases import Resolution
 from fieldwatch.collector.tickets.lifecycle import CLOSE_REASONS, STATES
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from fieldwatch.collector.web import User, user_of
+from fieldwatch.collector.web.accounts.access import require, visible_ticket
+from fieldwatch.collector.web.accounts.csrf import form_path
+from fieldwatch.collector.web.accounts.middleware import AccountsMiddleware
+from fieldwatch.collector.web.accounts.routes import account_routes, login_redirect
+from fieldwatch.collector.web.accounts.sessions import TTL, Sessions
+from fieldwatch.collector.web.accounts.store import AccountStore
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fieldwatch.clock import SystemClock
 from fieldwatch.durations import parse_duration
@@ -47,8 +59,17 @@ TicketId = Annotated[int, Path(ge=1, le=2**31 - 1, description="ticket id")]
 
 
 class _Body(BaseModel):
+    """The timeline's actor is the caller (the logged-in user, or the API token's user)."""
+
     model_config = ConfigDict(extra="forbid")
-    by: Text = Field(min_length=1, max_length=128, description="who does it (timeline actor)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_self_declared_actor(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "by" in data:
+            raise ValueError("`by` is not taken any more: the timeline records the logged-in "
+                             "user, or the user whose API token this is")
+        return data
 
 
 class Note(_Body):
@@ -96,7 +117,8 @@ class Error(BaseModel):
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Error, "description": "no or wrong API token"},
-    404: {"model": Error, "description": "no such ticket or device"},
+    403: {"model": Error, "description": "the caller's role or sites do not allow it"},
+    404: {"model": Error, "description": "no such ticket or device (or of a site not seen)"},
     409: {"model": Error, "description": "not allowed in the ticket's state"},
 }
 assert set(CLOSE_REASONS) == {"fixed", "verified", "wont_fix", "duplicate"}
@@ -105,40 +127,60 @@ assert set(CLOSE_REASONS) == {"fixed", "verified", "wont_fix", "duplicate"}
 def make_app(desk: ServiceDesk | Store, stats: Stats,
              health: Callable[[], dict[str, object]] | None = None,
              tokens: Callable[[], frozenset[str]] = frozenset,
-             max_body: int = MAX_BODY) -> FastAPI:
-    """The app; `tokens` is asked on each request, so a rotated token works without restart.
-    Routes added later (`desks.routes.add_routes`) are behind the same HttpGuard.
+             max_body: int = MAX_BODY, accounts: AccountStore | None = None,
+             session_ttl: float = TTL) -> FastAPI:
+    """The app; `tokens` (the shared API tokens, the admin `api-token`) is asked on each
+    request, so a rotated token works without restart; `accounts`: the desk users (default:
+    in the desk's database, on its clock). Routes added later (`desks.routes.add_routes`) are
+    behind the same HttpGuard and accounts middleware.
 
     Given a bare Store (older callers), the desk runs on the system clock.
     """
     if isinstance(desk, Store):
         desk = ServiceDesk(desk, SystemClock())
-    bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <token>")
+    accounts = accounts or AccountStore(desk.store.engine, clock=desk.clock)
+    sessions = Sessions(accounts, session_ttl)
+    bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <token> (a "
+                        "user's token, or the shared desk.api_token_file one)")
 
-    def auth(cred: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
-        allowed = tokens()
-        if not allowed:
-            raise HTTPException(401, "no API token is configured on the server "
-                                     "(desk.api_token_env / desk.api_token_file)",
-                                headers={"WWW-Authenticate": "Bearer"})
-        given = cred.credentials.encode() if cred else b""
-        if not any(hmac.compare_digest(given, t.encode()) for t in allowed):
+    def caller(request: Request,
+               cred: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> User:
+        user = getattr(request.state, "user", None)
+        if isinstance(user, User):
+            return user
+        if cred is not None:
             stats.inc("api_auth_failures_total")
-            raise HTTPException(401, "missing or wrong bearer token",
-                                headers={"WWW-Authenticate": "Bearer"})
+            if not tokens() and cred.credentials and not cred.credentials.startswith("fwu_"):
+                raise HTTPException(401, "no API token is configured on the server "
+                                         "(desk.api_token_env / desk.api_token_file); users "
+                                         "get their own with `fieldwatch users token NAME`",
+                                    headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(401, "missing or wrong bearer token",
+                            headers={"WWW-Authenticate": "Bearer"})
 
     app = FastAPI(title="fieldwatch service desk", version="1",
                   openapi_url="/api/v1/openapi.json", docs_url=None, redoc_url=None)
-    app.add_middleware(HttpGuard, max_body=max_body, stats=stats)  # before any route or auth
-    api: list[Any] = [Depends(auth)]
+    # added last = runs first: HttpGuard before anything, then who is asking, then routes
+    app.add_middleware(AccountsMiddleware, sessions=sessions, static_tokens=tokens, stats=stats)
+    app.add_middleware(HttpGuard, max_body=max_body, stats=stats, forms=form_path)
+    Me = Annotated[User, Depends(caller)]
 
     @app.exception_handler(TicketError)
     async def _ticket_error(request: Request, exc: TicketError) -> JSONResponse:
         code = 404 if isinstance(exc, TicketNotFound) else 409
         return JSONResponse({"detail": str(exc)}, status_code=code)
 
-    @app.get("/api/v1/tickets", dependencies=api, responses=ERRORS, tags=["tickets"])
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """A page read by someone not logged in (`user_of` → 401) goes to the login form."""
+        if exc.status_code == 401 and form_path(request.url.path) \
+                and request.method in ("GET", "HEAD"):
+            return login_redirect(request.url.path, request.url.query)
+        return await http_exception_handler(request, exc)
+
+    @app.get("/api/v1/tickets", responses=ERRORS, tags=["tickets"])
     def list_tickets(
+        user: Me,
         status: Annotated[Literal[*STATES] | None, Query(  # type: ignore[valid-type]
             description="a state; `open` means every not-yet-resolved state")] = None,
         team: Annotated[Text | None, Query(max_length=64)] = None,
@@ -151,30 +193,31 @@ def make_app(desk: ServiceDesk | Store, stats: Stats,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     ) -> list[dict[str, Any]]:
         return desk.list(status, limit, offset, team=team, assignee=assignee, priority=priority,
-                         site=site, device=device, rule=rule)
+                         site=site, device=device, rule=rule, sites=user.sites)
 
-    @app.post("/api/v1/tickets", dependencies=api, responses=ERRORS, status_code=201,
-              tags=["tickets"])
-    def create_ticket(body: CreateTicket) -> dict[str, Any]:
+    @app.post("/api/v1/tickets", responses=ERRORS, status_code=201, tags=["tickets"])
+    def create_ticket(user: Me, body: CreateTicket) -> dict[str, Any]:
+        require(user, "ticket.create", body.site)
         return desk.create(device=body.device, site=body.site, title=body.title,
                            description=body.description, customer=body.customer,
                            priority=body.priority, team=body.team, labels=body.labels,
-                           actor=body.by)
+                           actor=user.name, sites=user.sites)
 
-    @app.get("/api/v1/tickets/{ticket_id}", dependencies=api, responses=ERRORS,
-             tags=["tickets"])
-    def show_ticket(ticket_id: TicketId) -> dict[str, Any]:
-        return desk.show(ticket_id)
+    @app.get("/api/v1/tickets/{ticket_id}", responses=ERRORS, tags=["tickets"])
+    def show_ticket(user: Me, ticket_id: TicketId) -> dict[str, Any]:
+        visible_ticket(desk.store, user, ticket_id)
+        return desk.show(ticket_id, user.sites)
 
     def simple(action: str, body_type: type[_Body]) -> None:
-        def handler(ticket_id: TicketId, body: Any) -> dict[str, Any]:
-            return desk.act(ticket_id, action, body.by, text=getattr(body, "text", None),  # type: ignore[arg-type]
+        def handler(user: Me, ticket_id: TicketId, body: Any) -> dict[str, Any]:
+            require(user, "ticket.act", visible_ticket(desk.store, user, ticket_id)["site"])
+            return desk.act(ticket_id, action, user.name, text=getattr(body, "text", None),  # type: ignore[arg-type]
                             assignee=getattr(body, "assignee", None),
                             note=getattr(body, "note", None), reason=getattr(body, "reason", None),
-                            satisfaction=getattr(body, "satisfaction", None))
+                            satisfaction=getattr(body, "satisfaction", None), sites=user.sites)
         handler.__annotations__["body"] = body_type
         handler.__name__ = f"{action}_ticket"
-        app.post(f"/api/v1/tickets/{{ticket_id}}/{action}", dependencies=api, responses=ERRORS,
+        app.post(f"/api/v1/tickets/{{ticket_id}}/{action}", responses=ERRORS,
                  tags=["tickets"], summary=f"{action} a ticket")(handler)
 
     for action, body_type in (("ack", Note), ("start", Note), ("assign", Assign),
@@ -183,22 +226,22 @@ def make_app(desk: ServiceDesk | Store, stats: Stats,
                               ("reopen", Reopen)):
         simple(action, body_type)
 
-    @app.get("/api/v1/devices", dependencies=api, responses=ERRORS, tags=["devices"])
-    def devices() -> list[dict[str, Any]]:
-        return [device_json(d) for d in desk.store.list_devices()]
+    @app.get("/api/v1/devices", responses=ERRORS, tags=["devices"])
+    def devices(user: Me) -> list[dict[str, Any]]:
+        return [device_json(d) for d in desk.store.list_devices() if user.sees(d["site"])]
 
-    @app.get("/api/v1/devices/{device}/history", dependencies=api, responses=ERRORS,
-             tags=["devices"])
-    def device_history(device: Annotated[Text, Path(min_length=1, max_length=128)],
+    @app.get("/api/v1/devices/{device}/history", responses=ERRORS, tags=["devices"])
+    def device_history(user: Me, device: Annotated[Text, Path(min_length=1, max_length=128)],
                        site: Annotated[Text | None, Query(max_length=128)] = None
                        ) -> dict[str, Any]:
         try:
-            return desk.device_history(device, site)
+            return desk.device_history(device, site, sites=user.sites)
         except TicketError as exc:
             raise HTTPException(404, str(exc)) from None
 
-    @app.get("/api/v1/kpi", dependencies=api, responses=ERRORS, tags=["reports"])
-    def kpis(since: Annotated[str, Query(max_length=32, description="e.g. 30d, 12h")] = "30d"
+    @app.get("/api/v1/kpi", responses=ERRORS, tags=["reports"])
+    def kpis(user: Me,
+             since: Annotated[str, Query(max_length=32, description="e.g. 30d, 12h")] = "30d"
              ) -> dict[str, Any]:
         try:
             seconds = parse_duration(since)
@@ -207,7 +250,7 @@ def make_app(desk: ServiceDesk | Store, stats: Stats,
         if seconds > 3650 * 86400:
             raise HTTPException(422, "since: at most 3650d")
         now = desk.clock.now()
-        return desk.kpi(now - seconds, now)
+        return desk.kpi(now - seconds, now, sites=user.sites)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
@@ -220,26 +263,27 @@ def make_app(desk: ServiceDesk | Store, stats: Stats,
         return JSONResponse(body, status_code=503 if body["status"] == "failing" else 200)
 
     @app.get("/", include_in_schema=False)
-    def index() -> HTMLResponse:
-        return HTMLResponse(_page(desk))
+    def index(request: Request) -> HTMLResponse:
+        return HTMLResponse(_page(desk, user_of(request)))
 
     # Routes of other areas, as Starlette routes (not in this OpenAPI spec, own auth rules).
+    app.router.routes.extend(account_routes(sessions, stats))  # /login, /logout, /api/v1/me
     app.router.routes.extend(diag_routes(desk.store.engine, tokens))  # approvals, diagnostics
     app.router.routes.extend(silence_routes(desk.store.engine, tokens))
     return app
 
 
-def _page(desk: ServiceDesk) -> str:
-    """A read-only overview for a browser on this machine (no ticket actions without a token)."""
+def _page(desk: ServiceDesk, user: User) -> str:
+    """A read-only overview of what `user` sees."""
     rows = "".join(
         f"<tr><td>{t['id']}</td><td>{html.escape(t['state'])}</td>"
         f"<td>{t['severity']}</td><td>{html.escape(t['device'])}</td>"
         f"<td>{html.escape(t['title'])}</td><td>{t['occurrences']}</td></tr>"
-        for t in desk.store.list_tickets(limit=200))
+        for t in desk.store.list_tickets(limit=200, sites=user.sites))
     devs = "".join(
         f"<tr><td>{html.escape(d['site'])}/{html.escape(d['device'])}</td>"
         f"<td>{html.escape(d['status'])}</td><td>{d['messages_total']}</td></tr>"
-        for d in desk.store.list_devices())
+        for d in desk.store.list_devices() if user.sees(d["site"]))
     return ("<!doctype html><meta charset=utf-8><meta http-equiv=refresh content=10>"
             "<title>fieldwatch</title><style>body{font-family:sans-serif}td,th{padding:2px 8px}"
             "</style><h1>fieldwatch</h1><h2>Tickets</h2><table><tr><th>#</th><th>state</th>"
@@ -249,21 +293,43 @@ def _page(desk: ServiceDesk) -> str:
 
 
 class HttpServer:
-    """uvicorn in a thread on a socket bound up front, so port 0 can be printed."""
+    """uvicorn in a thread on a socket bound up front, so port 0 can be printed.
+
+    With `tls_cert` and `tls_key` (PEM files) it serves HTTPS itself. Behind a reverse proxy
+    that terminates TLS, uvicorn believes the proxy's X-Forwarded-Proto / -For only from the
+    addresses in $FORWARDED_ALLOW_IPS (default 127.0.0.1): docs/desk.md, "TLS and proxies".
+    """
 
     def __init__(self, app: Callable[..., object], host: str = "127.0.0.1",
-                 port: int = 8080) -> None:
+                 port: int = 8080, tls_cert: str | None = None,
+                 tls_key: str | None = None) -> None:
+        if (tls_cert is None) != (tls_key is None):
+            raise ValueError("TLS needs both a certificate and its key")
+        config = uvicorn.Config(app, log_level="warning", lifespan="off",
+                                ssl_certfile=tls_cert, ssl_keyfile=tls_key)
+        if tls_cert is not None:
+            config.load()  # reads the certificate and key now: a bad file fails here
         self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         # accepted sockets inherit it (Linux): uvicorn writes a response's head and body
         # apart, and with Nagle on, the body waits out the client's delayed ACK — 40 ms
         # added to every answer
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock.bind((host, port))
+        try:
+            self.sock.bind((host, port))
+        except OSError:
+            self.sock.close()
+            raise
         self.host, self.port = host, self.sock.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        self.scheme = "https" if tls_cert else "http"
+        self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
                                         name="fieldwatch-http", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}/"
 
     def start(self) -> None:
         self._thread.start()

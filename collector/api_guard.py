@@ -4,6 +4,7 @@ sees it, as one ASGI middleware around the whole app:
     body over the limit: Content-Length, or counted as it streams   → 413, the rest unread
     an unsafe method (POST, PUT, …) sent from another origin's page → 403
     a body that is not `application/json`                          → 415
+      (or, on paths `forms(path)` accepts, `application/x-www-form-urlencoded`)
 
 One narrow exception: under `/api/v1/inbound/` (desks' webhooks, each verified by its desk's
 signature) a body with no Content-Type at all passes to the route, which takes only what its
@@ -12,8 +13,11 @@ desk sends — GLPI sends none (collector/desks/inbound/routes.py). Forms stay r
 The API is JSON only and is called by scripts, Alertmanager and the CLI, never by other
 sites' pages. Browsers send forms and `no-cors` fetches ("simple" requests: text/plain, form
 encodings) to any origin without asking; refusing those media types and any write whose
-`Origin` is not this server closes that CSRF door whatever a route's own auth. Behind a
-reverse proxy, pass the client's Host header through (nginx: `proxy_set_header Host $host`).
+`Origin` is not this server closes that CSRF door whatever a route's own auth. The desk's own
+pages and login form post url-encoded forms to their paths (outside /api/): there the accounts
+middleware (collector/web/accounts/middleware.py) checks a CSRF token in every form instead.
+Behind a reverse proxy, pass the client's Host header through (nginx:
+`proxy_set_header Host $host`).
 
 `check` is pure; `HttpGuard` is the ASGI shell that also counts a streamed (chunked) body.
 """
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -36,6 +40,7 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 4 * 1024 * 1024  # the largest Alertmanager notification we take; others are small
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+FORM = "application/x-www-form-urlencoded"
 LOG_EVERY = 60.0  # seconds: at most one log line per refusal reason this often
 
 
@@ -69,9 +74,10 @@ def cross_origin(headers: Mapping[str, str]) -> bool:
 INBOUND_PREFIX = "/api/v1/inbound/"  # desks' webhooks: no Content-Type is left to the route
 
 
-def check(method: str, headers: Mapping[str, str], max_body: int,
-          path: str = "") -> Refusal | None:
-    """Why a request must be refused before its body is read, or None."""
+def check(method: str, headers: Mapping[str, str], max_body: int, path: str = "",
+          forms: bool = False) -> Refusal | None:
+    """Why a request must be refused before its body is read, or None; `forms`: the path
+    takes url-encoded forms too (whose CSRF token someone after this checks)."""
     length = headers.get("content-length")
     declared = 0
     if length is not None:
@@ -85,10 +91,10 @@ def check(method: str, headers: Mapping[str, str], max_body: int,
         return Refusal(403, "cross_origin", "cross-origin requests are refused: call the API "
                                             "from a script or the CLI, not from a web page")
     has_body = declared > 0 or "transfer-encoding" in headers
-    given = media_type(headers.get("content-type"))
-    if not given and path.startswith(INBOUND_PREFIX):
+    kind = media_type(headers.get("content-type"))
+    if not kind and path.startswith(INBOUND_PREFIX):
         return None
-    if has_body and given != "application/json":
+    if has_body and kind != "application/json" and not (forms and kind == FORM):
         return Refusal(415, "media_type", "send the body as Content-Type: application/json")
     return None
 
@@ -104,9 +110,10 @@ class BodyTooLarge(HTTPException):
 class HttpGuard:
     """ASGI middleware: `check` on every HTTP request, then the body counted as it arrives."""
 
-    def __init__(self, app: ASGIApp, max_body: int = MAX_BODY, stats: Stats | None = None
-                 ) -> None:
+    def __init__(self, app: ASGIApp, max_body: int = MAX_BODY, stats: Stats | None = None,
+                 forms: Callable[[str], bool] | None = None) -> None:
         self.app, self.max_body, self.stats = app, max_body, stats
+        self.forms = forms  # which paths take url-encoded forms (None: none)
         self._logged: dict[str, float] = {}
 
     def refused(self, scope: Scope, why: Refusal) -> None:
@@ -125,7 +132,9 @@ class HttpGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        why = check(scope["method"], Headers(scope=scope), self.max_body, scope.get("path", ""))
+        path = scope.get("path", "")
+        forms = self.forms is not None and self.forms(path)
+        why = check(scope["method"], Headers(scope=scope), self.max_body, path, forms)
         if why is not None:
             self.refused(scope, why)
             await JSONResponse({"detail": why.detail}, why.status,

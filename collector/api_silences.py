@@ -2,9 +2,14 @@
 
     GET    /api/v1/silences[?all=1]      running and scheduled (all: ended ones too)
     POST   /api/v1/silences              {"matchers": {...}, "ends_at" | "duration",
-                                          "starts_at"?, "author", "reason"} → 201 {"id": ...}
+                                          "starts_at"?, "reason"} → 201 {"id": ...}
     DELETE /api/v1/silences/{id}         expire now → 200, or 404 when not running
     GET    /api/v1/muted                 recent alerts a silence or a parent outage muted
+
+The author is the caller (the logged-in user, or the token's). Adding and expiring need the
+`silence.edit` role. A user who sees only some sites sees, adds and expires only silences
+whose `site` matcher names one of them exactly (others could mute what they may not see), and
+only muted alerts of their sites.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from fieldwatch.collector.api_auth import Tokens, guarded
+from fieldwatch.collector.rules.selectors import parse_matcher
 from fieldwatch.collector.store.silences import SilenceStore
+from fieldwatch.collector.web import User, allowed, user_of
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -35,16 +42,45 @@ def _number(body: dict[str, Any], key: str) -> float | None:
     return float(v)
 
 
+def silence_site(matchers: dict[str, Any]) -> str | None:
+    """The one site a silence's matchers name exactly (`site: plant`), else None."""
+    text = matchers.get("site")
+    if text is None:
+        return None
+    try:
+        m = parse_matcher(text)
+    except ValueError:
+        return None
+    return m.value if m.op == "=" else None
+
+
+def sees_silence(user: User, matchers: dict[str, Any]) -> bool:
+    if user.sites is None:
+        return True
+    site = silence_site(matchers)
+    return site is not None and user.sees(site)
+
+
+def _edit_refused(user: User) -> Response:
+    return JSONResponse({"error": f"{user.name} is a {user.role}: silences need the role "
+                                  "supervisor"}, status_code=403)
+
+
 def silence_routes(engine: sa.Engine, tokens: Tokens, clock: Clock | None = None) -> list[Route]:
-    """The routes, each behind the API's bearer token (a silence mutes tickets)."""
+    """The routes, each behind the API's callers (a silence mutes tickets)."""
     silences = SilenceStore(engine)
     clk = clock or SystemClock()
 
     async def list_(request: Request) -> Response:
+        user = user_of(request)
         include = request.query_params.get("all") in ("1", "true", "yes")
-        return JSONResponse(silences.list(clk.now(), include_ended=include))
+        return JSONResponse([s for s in silences.list(clk.now(), include_ended=include)
+                             if sees_silence(user, s["matchers"])])
 
     async def add(request: Request) -> Response:
+        user = user_of(request)
+        if not allowed(user, "silence.edit"):
+            return _edit_refused(user)
         raw = await request.body()
         if len(raw) > MAX_BODY:
             return JSONResponse({"error": "body too large"}, status_code=413)
@@ -67,10 +103,16 @@ def silence_routes(engine: sa.Engine, tokens: Tokens, clock: Clock | None = None
                     ends = starts + parse_duration(duration)
                 except ValueError as exc:
                     raise FieldwatchError(f"duration: {exc}") from None
-            author, reason = body.get("author"), body.get("reason")
-            if not isinstance(author, str) or not isinstance(reason, str):
-                raise FieldwatchError("author and reason: expected strings")
-            sid = silences.add(matchers, starts, ends, author, reason, now)
+            if "author" in body:
+                raise FieldwatchError("author is not taken: a silence is recorded under the "
+                                      "logged-in user (or the API token's user)")
+            reason = body.get("reason")
+            if not isinstance(reason, str):
+                raise FieldwatchError("reason: expected a string")
+            if not sees_silence(user, matchers):
+                return JSONResponse({"error": f"{user.name} sees only some sites: give a "
+                                              "`site` matcher naming one of them"}, 403)
+            sid = silences.add(matchers, starts, ends, user.name, reason, now)
         except (json.JSONDecodeError, UnicodeDecodeError):  # not JSON, or not text at all
             return JSONResponse({"error": "body is not JSON"}, status_code=400)
         except FieldwatchError as exc:
@@ -78,13 +120,21 @@ def silence_routes(engine: sa.Engine, tokens: Tokens, clock: Clock | None = None
         return JSONResponse({"id": sid, "starts_at": starts, "ends_at": ends}, status_code=201)
 
     async def expire(request: Request) -> Response:
+        user = user_of(request)
         sid = request.path_params["id"]
+        if user.sites is not None and not any(
+                s["id"] == sid and sees_silence(user, s["matchers"]) for s in silences.list(
+                    clk.now())):
+            return JSONResponse({"error": f"no running silence {sid!r}"}, status_code=404)
+        if not allowed(user, "silence.edit"):
+            return _edit_refused(user)
         if not silences.expire(sid, clk.now()):
             return JSONResponse({"error": f"no running silence {sid!r}"}, status_code=404)
         return JSONResponse({"id": sid, "expired_at": clk.now()})
 
     async def muted(request: Request) -> Response:
-        return JSONResponse(silences.muted())
+        user = user_of(request)
+        return JSONResponse([m for m in silences.muted() if user.sees(m["site"])])
 
     return [
         Route("/api/v1/silences", guarded(list_, tokens), methods=["GET"]),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -88,21 +89,26 @@ class ServiceDesk:
         rows = self.store.list_tickets(state, limit, offset=offset, **filters)
         return [{**ticket_json(t), "sla": self.sla(t, now)} for t in rows]
 
-    def show(self, ticket_id: int) -> dict[str, Any]:
+    def show(self, ticket_id: int, sites: Collection[str] | None = None) -> dict[str, Any]:
+        """One ticket in full; `sites`: similar past cases only from these sites."""
         t = self.store.get_ticket(ticket_id)
+        cases = [c for c in self.store.resolved_history() if sites is None or c["site"] in sites]
         return {**ticket_json(t), "inventory": t.get("inventory"),
                 "sla": self.sla(t, self.clock.now()),
                 "timeline": [event_json(e) for e in self.store.timeline(ticket_id)],
-                "similar": similar(t, self.store.resolved_history()),
+                "similar": similar(t, cases),
                 "desks": external_tickets(self.store.engine, ticket_id)}
 
-    def device_history(self, device: str, site: str | None = None) -> dict[str, Any]:
-        """Everything that happened to one device: its identity, inventory and tickets."""
+    def device_history(self, device: str, site: str | None = None,
+                       sites: Collection[str] | None = None) -> dict[str, Any]:
+        """Everything that happened to one device: its identity, inventory and tickets
+        (`sites`: as far as a user who sees only these sites may know)."""
         if site is None and "/" in device:
             site, device = device.split("/", 1)
-        known = self.store.get_device(site, device)
+        known = [d for d in self.store.get_device(site, device)
+                 if sites is None or d["site"] in sites]
         rows = self.store.list_tickets(None, 100_000, site=site, device=device,
-                                       oldest_first=True)
+                                       oldest_first=True, sites=sites)
         if not known and not rows:
             raise TransitionRefused(f"no device {site + '/' if site else ''}{device} is known")
         d = known[0] if known else {}
@@ -111,10 +117,13 @@ class ServiceDesk:
                 "first_seen": iso(d.get("first_seen")), "last_seen": iso(d.get("last_seen")),
                 "tickets": [ticket_json(t) for t in rows]}
 
-    def kpi(self, since: float, until: float | None = None) -> dict[str, Any]:
+    def kpi(self, since: float, until: float | None = None,
+            sites: Collection[str] | None = None) -> dict[str, Any]:
+        """The KPIs of tickets opened since `since` (`sites`: of these sites only)."""
         now = self.clock.now()
         until = now if until is None else until
-        rows = self.store.list_tickets(None, 10_000_000, since=since, oldest_first=True)
+        rows = self.store.list_tickets(None, 10_000_000, since=since, oldest_first=True,
+                                       sites=sites)
         out = kpi.compute(rows, self.policy.sla, since, until, now)  # SLA verdicts as of now
         out["since"], out["until"], out["as_of"] = iso(since), iso(until), iso(now)
         return out
@@ -123,8 +132,10 @@ class ServiceDesk:
 
     def act(self, ticket_id: int, action: Actions, actor: str, *, text: str | None = None,
             assignee: str | None = None, note: Resolution | None = None,
-            reason: str | None = None, satisfaction: int | None = None) -> dict[str, Any]:
-        """Apply one person's action; TicketNotFound / TransitionRefused when it cannot be."""
+            reason: str | None = None, satisfaction: int | None = None,
+            sites: Collection[str] | None = None) -> dict[str, Any]:
+        """Apply one person's action; TicketNotFound / TransitionRefused when it cannot be.
+        Returns `show` (`sites`: the actor's, see `show`)."""
         actor = (actor or "").strip()[:128]
         if not actor:
             raise TransitionRefused("who is doing this? (actor must not be empty)")
@@ -142,12 +153,14 @@ class ServiceDesk:
                 raise TransitionRefused("the ticket changed meanwhile; look again and retry")
             for kind, why, data in up.events:
                 self.store.add_event(ticket_id, now, actor, kind, why, data, conn=conn)
-        return self.show(ticket_id)
+        return self.show(ticket_id, sites)
 
     def create(self, *, device: str, title: str, actor: str, site: str = "manual",
                description: str = "", customer: str | None = None, priority: str = "P3",
-               team: str | None = None, labels: dict[str, str] | None = None) -> dict[str, Any]:
-        """A ticket opened by hand (a fault phoned in); it runs on the same SLA clocks."""
+               team: str | None = None, labels: dict[str, str] | None = None,
+               sites: Collection[str] | None = None) -> dict[str, Any]:
+        """A ticket opened by hand (a fault phoned in); it runs on the same SLA clocks.
+        Returns `show` (`sites`: the actor's, see `show`)."""
         if priority not in PRIORITIES:
             raise TransitionRefused(f"priority must be one of {', '.join(PRIORITIES)}")
         for name, value, limit in (("device", device, 128), ("site", site, 128),
@@ -178,7 +191,7 @@ class ServiceDesk:
             if assignee:
                 self.store.add_event(tid, now, "system", "assigned", f"routed to {chosen_team}",
                                      {"from": None, "to": assignee}, conn=conn)
-        return self.show(tid)
+        return self.show(tid, sites)
 
     # -- time-driven (the collector's tick) --------------------------------------------------
 

@@ -12,7 +12,7 @@ from pathlib import Path
 # What `fieldwatch up` writes in its data directory; only these are tightened when they exist
 # already (from an older version), so `--data` pointed at a shared folder changes nothing else.
 OWN = ("fieldwatch.db", "fieldwatch.db-wal", "fieldwatch.db-shm", "fieldwatch.db-journal",
-       "api-token", "alertmanager-token", "mqtt-port", "keys", "agent")
+       "api-token", "alertmanager-token", "mqtt-port", "keys", "agent", "admin-password")
 
 
 def _tighten(path: str) -> None:

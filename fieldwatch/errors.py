@@ -10,9 +10,10 @@
     │   ├── DeskUnavailable    retry later (connection, timeout, 5xx, 429)
     │   └── DeskRejected       give up (4xx other than 429)
     ├── DiagnosticRefused  a diagnostic request was refused (signature, policy, arguments)
-    └── TicketError        a service-desk request cannot be done (`code` says why)
-        ├── TicketNotFound     no such ticket
-        └── TransitionRefused  the ticket's state does not allow it, or the input is invalid
+    ├── TicketError        a service-desk request cannot be done (`code` says why)
+    │   ├── TicketNotFound     no such ticket
+    │   └── TransitionRefused  the ticket's state does not allow it, or the input is invalid
+    └── AccountError       a desk user cannot be added or changed (no such user, bad role…)
 
 Only the CLI prints and exits; everything else raises one of these.
 """
@@ -120,3 +121,7 @@ class TransitionRefused(TicketError):
     """The action is not allowed from the ticket's state (or its input is invalid)."""
 
     code = "refused"
+
+
+class AccountError(FieldwatchError):
+    """A desk account change was refused (collector/web/accounts/): the message says why."""

@@ -1,9 +1,10 @@
 """HTTP routes of the integrations: Alertmanager in (behind its own token, alertmanager.py),
 the desks' webhooks (each verified by its desk's own scheme, desks/inbound), and the outbox
-for people (`GET /api/v1/outbox`, `POST /api/v1/outbox/retry`, behind the API's tokens).
-Plain Starlette routes, added to the API app with `add_routes`, so they work whatever
-framework the app is built with; the app's HttpGuard (api_guard.py) checks size, media type
-and origin before any of them."""
+for people (`GET /api/v1/outbox`, `POST /api/v1/outbox/retry`, behind the API's callers; the
+outbox spans every site, so only users who see every site use it, and retrying needs the
+`outbox.retry` role). Plain Starlette routes, added to the API app with `add_routes`, so they
+work whatever framework the app is built with; the app's HttpGuard (api_guard.py) checks size,
+media type and origin before any of them."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from fieldwatch.collector.desks.inbound import routes as inbound
 from fieldwatch.collector.outbox import Queue
 from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.web import User, allowed, user_of
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -43,7 +45,18 @@ def routes(store: Store, cfg: IntegrationsConfig, clock: Clock, stats: Stats,
     """The routes; `tokens` (the API's, asked per request) guard the outbox."""
     queue = Queue(store.engine)
 
+    def refused(user: User, action: str | None) -> Response | None:
+        if user.sites is not None:
+            return JSONResponse({"detail": "the outbox spans every site: only users who see "
+                                           "every site may use it"}, 403)
+        if action is not None and not allowed(user, action):
+            return JSONResponse({"detail": f"{user.name} is a {user.role}: retrying needs "
+                                           "the role supervisor"}, 403)
+        return None
+
     async def list_outbox(request: Request) -> Response:
+        if (no := refused(user_of(request), None)) is not None:
+            return no
         p = request.query_params
         state = p.get("state", "dead")
         if state not in (*STATES, "all"):
@@ -57,6 +70,8 @@ def routes(store: Store, cfg: IntegrationsConfig, clock: Clock, stats: Stats,
         return JSONResponse({"counts": queue.counts(), "items": [outbox_json(r) for r in found]})
 
     async def retry(request: Request) -> Response:
+        if (no := refused(user_of(request), "outbox.retry")) is not None:
+            return no
         try:
             body = json.loads(await request.body() or b"{}")
         except (json.JSONDecodeError, UnicodeDecodeError):  # not JSON, or not text at all

@@ -282,3 +282,46 @@ remote_write_cursors = sa.Table(
     sa.Column("last_id", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
 )
+
+# -- desk accounts (collector/web/accounts/) --------------------------------------------------
+# People who log in to the desk's pages or call the API with their own token. Secrets are
+# stored hashed only: passwords with argon2id, session ids and API tokens with SHA-256 (they
+# are random, so a fast hash is enough and lets a lookup use the index).
+desk_users = sa.Table(
+    "desk_users", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),  # viewer | engineer | supervisor | admin
+    sa.Column("password_hash", sa.Text),  # argon2id; NULL: no login (API tokens only)
+    sa.Column("language", sa.String(16), nullable=False, server_default="en"),
+    sa.Column("all_sites", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("password_at", sa.Float),  # when the password was last set
+)
+
+# The sites a user sees (admins and `all_sites` users see every site).
+desk_user_sites = sa.Table(
+    "desk_user_sites", metadata,
+    sa.Column("user_name", sa.String(64), sa.ForeignKey("desk_users.name", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("site", sa.String(128), primary_key=True),
+)
+
+desk_sessions = sa.Table(
+    "desk_sessions", metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),  # sha256 hex of the cookie value
+    sa.Column("user_name", sa.String(64), sa.ForeignKey("desk_users.name", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False, index=True),
+)
+
+desk_api_tokens = sa.Table(
+    "desk_api_tokens", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),  # sha256 hex
+    sa.Column("user_name", sa.String(64), sa.ForeignKey("desk_users.name", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("label", sa.String(128), nullable=False, server_default=""),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("last_used_at", sa.Float),  # updated at most hourly
+)

@@ -6,7 +6,7 @@ open ticket per fingerprint (a partial unique index), every change on the ticket
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -469,9 +469,13 @@ class Store:
                      priority: str | None = None, site: str | None = None,
                      device: str | None = None, rule: str | None = None,
                      since: float | None = None, offset: int = 0,
-                     oldest_first: bool = False) -> list[dict[str, Any]]:
+                     oldest_first: bool = False,
+                     sites: Collection[str] | None = None) -> list[dict[str, Any]]:
+        """`sites`: only tickets of these sites (a desk user's scope); None: every site."""
         order = tickets.c.id if oldest_first else tickets.c.id.desc()
         q = sa.select(tickets).order_by(order).limit(limit).offset(offset)
+        if sites is not None:
+            q = q.where(tickets.c.site.in_(sorted(sites)))
         if state == "open":
             q = q.where(tickets.c.state.in_(OPEN_STATES))
         elif state:

@@ -5,6 +5,27 @@ site scopes, per-user API tokens) and the pages (collector/web/pages/): the acco
 puts the logged-in `User` on `request.state.user` for every request it lets through (pages and
 API alike); pages and routes read it with `user_of(request)` and ask `allowed(...)` before they
 act. Nothing below reads a session or a token itself.
+
+How pages use the accounts layer (docs/desk.md):
+
+- Not logged in: `user_of` raises 401; for a GET of a page (any path outside /api/) the app
+  answers with a redirect to `/login?next=<path>`, and back after login.
+- Writes: every state change riding on the session carries its CSRF token,
+  `collector.web.accounts.csrf_token(request)`: in a form as the hidden field `csrf`
+  (`<input type=hidden name=csrf value=...>`, method post, application/x-www-form-urlencoded,
+  to a path outside /api/), or as the `X-CSRF-Token` header of a fetch() with a JSON body
+  (`GET /api/v1/me` gives it to scripts as `csrf_token`). The middleware checks it before the
+  route runs (403 otherwise) and parses the form: read its fields with
+  `collector.web.accounts.form_of(request)` (python-multipart is not needed).
+- Scope: objects of a site the user does not see answer 404, as if missing —
+  `collector.web.accounts.access.visible_ticket(store, user, id)`; `require(user, action,
+  site)` answers 403. The ServiceDesk reads take the scope: `list(..., sites=user.sites)`,
+  `show(id, user.sites)`, `kpi(since, until, sites=...)`, `device_history(..., sites=...)`,
+  and `act(..., sites=...)` / `create(..., sites=...)` return what `show` would. The actor of
+  every change is `user.name`.
+- Language: `user.language` ("en" or "zh"); the user changes it with a form posting `language`
+  (and `csrf`, optional `next`) to `POST /account/language`.
+- Log out: a form posting `csrf` to `POST /logout`.
 """
 
 from __future__ import annotations
@@ -25,6 +46,7 @@ ACTIONS: dict[str, Role] = {
     "diag.run": "engineer",
     "diag.approve": "supervisor",
     "silence.edit": "supervisor",
+    "outbox.retry": "supervisor",    # send dead deliveries to external desks again
     "user.admin": "admin",
 }
 

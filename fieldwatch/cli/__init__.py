@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "outbox": ("fieldwatch.cli.outbox", "deliveries to external desks: list, retry dead letters"),
     "report": ("fieldwatch.cli.report", "KPIs and monthly summaries"),
     "deadletter": ("fieldwatch.cli.deadletter", "messages the store refused: list, show"),
+    "users": ("fieldwatch.cli.users", "desk users: add, passwords, site grants, API tokens"),
 }
 
 SIGPIPE_EXIT = 141  # 128 + SIGPIPE

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from fieldwatch.cli.common import stop_on_signals
+from fieldwatch.cli.http import add_http_options
 
 log = logging.getLogger(__name__)
 
@@ -17,15 +18,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     run = csub.add_parser("run", help="run the collector daemon in the foreground")
     run.add_argument("--config", type=Path, default=Path("/etc/fieldwatch/collector.yaml"))
     run.add_argument("--http-port", type=int, default=None,
-                     help="serve the HTTP API on 127.0.0.1:PORT (0 picks a free port)")
+                     help="serve the HTTP API and pages on PORT (0 picks a free port)")
+    add_http_options(run)
     run.set_defaults(func=run_collector)
 
 
 def run_collector(args: argparse.Namespace) -> int:
-    from fieldwatch.collector.api import HttpServer, make_app
+    from fieldwatch.cli.http import serve_http
+    from fieldwatch.collector.api import make_app
     from fieldwatch.collector.config import CollectorConfig
     from fieldwatch.collector.desks.routes import add_routes
     from fieldwatch.collector.service import Collector
+    from fieldwatch.collector.web.accounts.store import AccountStore
     from fieldwatch.config import load_config
 
     cfg = load_config(CollectorConfig, args.config)
@@ -36,9 +40,13 @@ def run_collector(args: argparse.Namespace) -> int:
         app = make_app(collector.desk, collector.stats, collector.health,
                        cfg.desk.api_tokens)
         add_routes(app, collector.integration_routes(cfg.desk.api_tokens))  # type: ignore[arg-type]
-        http = HttpServer(app, port=args.http_port)
+        http = serve_http(app, args.http_host or "127.0.0.1", args.http_port, args.tls_cert,
+                          args.tls_key)
         http.start()
-        print(f"fieldwatch collector: HTTP API on http://{http.host}:{http.port}/", flush=True)
+        print(f"fieldwatch collector: HTTP API on {http.url}", flush=True)
+        if not AccountStore(collector.store.engine).count():
+            print("fieldwatch collector: no desk users yet: add one with `fieldwatch users add "
+                  "NAME --role admin --config ...`", flush=True)
     collector.start()
     try:
         stop.wait()

@@ -15,6 +15,7 @@ from pydantic import Field
 
 from fieldwatch.agent.config import AgentConfig
 from fieldwatch.cli.common import CommandLineError, stop_on_signals
+from fieldwatch.cli.http import add_http_options, serve_http
 from fieldwatch.cli.state import up_data_dir
 from fieldwatch.collector.config import CollectorConfig
 from fieldwatch.config import BrokerConfig, load_config
@@ -29,6 +30,9 @@ class UpConfig(StrictModel):
     mqtt_port: int = Field(1883, ge=0, le=65535)
     broker: Literal["auto", "embedded", "external"] = "auto"
     http_port: int = Field(8080, ge=0, le=65535)
+    http_host: str = "127.0.0.1"  # 0.0.0.0 / :: to serve other machines (then use TLS)
+    tls_cert: Path | None = None  # PEM certificate (chain) and key: serve HTTPS
+    tls_key: Path | None = None
     data: Path = Path("fieldwatch-data")
     rules: list[Path] = []  # empty: the default rule pack shipped with fieldwatch
     agent: AgentConfig = AgentConfig(site="local")
@@ -43,7 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--data", type=Path, metavar="DIR", help="data directory (default: the "
                    "config's data:, else $FIELDWATCH_DATA, else ./fieldwatch-data)")
     p.add_argument("--mqtt-port", type=int, help="MQTT port (0: embedded broker, free port)")
-    p.add_argument("--http-port", type=int, help="HTTP port on 127.0.0.1 (0: a free port)")
+    p.add_argument("--http-port", type=int, help="HTTP port (0: a free port)")
+    add_http_options(p)
     p.set_defaults(func=run_up)
 
 
@@ -67,20 +72,21 @@ def with_alertmanager_token(cfg: CollectorConfig, path: Path
         update={"alertmanager": am})}), path
 
 
-def ensure_port_free(what: str, flag: str, port: int) -> None:
+def ensure_port_free(what: str, flag: str, port: int, host: str = "127.0.0.1") -> None:
     """A one-line error (exit 2) before anything starts, instead of a traceback later."""
     if port == 0:
         return
-    with socket.socket() as s:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
         try:
-            s.bind(("127.0.0.1", port))
+            s.bind((host, port))
         except OSError as exc:
-            raise port_error(what, flag, port, exc) from None
+            raise port_error(what, flag, port, exc, host) from None
 
 
-def port_error(what: str, flag: str, port: int, exc: OSError) -> CommandLineError:
-    return CommandLineError(f"cannot listen on 127.0.0.1:{port} for {what}: "
+def port_error(what: str, flag: str, port: int, exc: OSError, host: str = "127.0.0.1"
+               ) -> CommandLineError:
+    return CommandLineError(f"cannot listen on {host}:{port} for {what}: "
                             f"{exc.strerror or exc}; choose another port with {flag} PORT, "
                             f"or {flag} 0 for a free one")
 
@@ -88,7 +94,8 @@ def port_error(what: str, flag: str, port: int, exc: OSError) -> CommandLineErro
 def run_up(args: argparse.Namespace) -> int:
     from fieldwatch.agent.daemon import Agent
     from fieldwatch.broker import EmbeddedBroker
-    from fieldwatch.collector.api import HttpServer, make_app
+    from fieldwatch.cli.users import first_admin
+    from fieldwatch.collector.api import make_app
     from fieldwatch.collector.desks.routes import add_routes
     from fieldwatch.collector.diag.local import with_local_keys
     from fieldwatch.collector.service import Collector
@@ -101,8 +108,10 @@ def run_up(args: argparse.Namespace) -> int:
     data, _ = up_data_dir(args.data, cfg.data if "data" in cfg.model_fields_set else None)
     mqtt_port = cfg.mqtt_port if args.mqtt_port is None else args.mqtt_port
     http_port = cfg.http_port if args.http_port is None else args.http_port
+    http_host = args.http_host or cfg.http_host
+    tls_cert, tls_key = args.tls_cert or cfg.tls_cert, args.tls_key or cfg.tls_key
     rules = args.rules or cfg.rules or [default_rules_dir()]
-    ensure_port_free("the web page and API", "--http-port", http_port)
+    ensure_port_free("the web page and API", "--http-port", http_port, http_host)
     embedded = mqtt_port == 0 or cfg.broker == "embedded" or (
         cfg.broker == "auto" and not broker_answers("127.0.0.1", mqtt_port))
     if embedded:
@@ -135,16 +144,21 @@ def run_up(args: argparse.Namespace) -> int:
     app = make_app(collector.desk, collector.stats, collector.health, desk_cfg.api_tokens)
     add_routes(app, collector.integration_routes(desk_cfg.api_tokens))  # type: ignore[arg-type]
     try:
-        http = HttpServer(app, port=http_port)
-    except OSError as exc:  # taken since the check above
+        http = serve_http(app, http_host, http_port, tls_cert, tls_key)
+    except CommandLineError:  # taken since the check above, or a bad certificate
         if broker is not None:
             broker.stop()
-        raise port_error("the web page and API", "--http-port", http_port, exc) from None
+        raise
+    admin_file = data / "admin-password"
+    new_admin = first_admin(collector.store.engine, admin_file)
     agent = Agent(msgspec.structs.replace(acfg, broker=link, state_dir=data / "agent"))
     collector.start()
     http.start()
     agent.start()
-    print(f"fieldwatch: web page and API on http://127.0.0.1:{http.port}/", flush=True)
+    print(f"fieldwatch: web page and API on {http.url}", flush=True)
+    if new_admin:
+        print(f"fieldwatch: log in as admin with the password in {admin_file} (then change "
+              "it: fieldwatch users passwd admin)", flush=True)
     print(f"fieldwatch: API token in {desk_cfg.api_token_file} (Authorization: Bearer ...)",
           flush=True)
     if am_token is not None:

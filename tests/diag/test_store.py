@@ -151,20 +151,22 @@ def test_api_records_an_approval(setup) -> None:  # type: ignore[no-untyped-def]
     wait_for(lambda: httpx.get(f"{base}/healthz").status_code == 200, 10)
     with httpx.Client(base_url=base) as anonymous:
         assert anonymous.post(f"/api/v1/tickets/{tid}/approvals",
-                              json={"action": "x", "by": "Ana"}).status_code == 401
+                              json={"action": "x"}).status_code == 401
         assert anonymous.get(f"/api/v1/tickets/{tid}/diagnostics").status_code == 401
     with httpx.Client(base_url=base, headers={"Authorization": "Bearer t0ken"}) as http:
         r = http.post(f"/api/v1/tickets/{tid}/approvals",
-                      json={"action": "restart_service", "by": "Ana", "on_behalf_of": "ACME"})
+                      json={"action": "restart_service", "on_behalf_of": "ACME"})
         assert r.status_code == 201
+        assert "by is not taken" in http.post(f"/api/v1/tickets/{tid}/approvals", json={
+            "action": "restart_service", "by": "Ana"}).json()["detail"]  # the caller approves
         assert http.post(f"/api/v1/tickets/{tid + 9}/approvals",
-                         json={"action": "x", "by": "Ana"}).status_code == 404
-        assert http.post(f"/api/v1/tickets/{tid}/approvals", json={"by": "Ana"}
+                         json={"action": "x"}).status_code == 404
+        assert http.post(f"/api/v1/tickets/{tid}/approvals", json={"note": "n"}
                          ).status_code == 400
         got = http.get(f"/api/v1/tickets/{tid}/diagnostics").json()
     server.stop()
     assert [(a["action"], a["by"], a["on_behalf_of"]) for a in got["approvals"]] == [
-        ("restart_service", "Ana", "ACME")]
+        ("restart_service", "api-token", "ACME")]
 
 
 def test_a_refused_request_gives_its_approval_back(setup, clock) -> None:  # type: ignore[no-untyped-def]

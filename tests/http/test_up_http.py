@@ -75,7 +75,7 @@ def test_data_dir_is_0700_and_its_files_0600(up: Up) -> None:
     wait_for(lambda: (up.data / "fieldwatch.db-wal").exists(), 30)
     assert stat.S_IMODE(up.data.stat().st_mode) == 0o700
     for name in ("fieldwatch.db", "fieldwatch.db-wal", "fieldwatch.db-shm", "api-token",
-                 "alertmanager-token", "mqtt-port"):
+                 "alertmanager-token", "mqtt-port", "admin-password"):
         assert stat.S_IMODE((up.data / name).stat().st_mode) == 0o600, name
     loose = [str(p) for p in up.data.rglob("*")
              if not p.is_symlink() and p.stat().st_mode & 0o077]
@@ -195,11 +195,24 @@ def test_a_valid_request_still_works(up: Up) -> None:
     assert (t["state"], t["severity"]) == ("open", "P1")
     r = httpx.post(up.base + "/api/v1/silences", headers={
         "Authorization": f"Bearer {up.api_token}"}, content=json.dumps({
-            "matchers": {"device": "x"}, "duration": "1h", "author": "a", "reason": "r"}),
+            "matchers": {"device": "x"}, "duration": "1h", "reason": "r"}),
         timeout=10)
     assert r.status_code == 415  # a body without Content-Type: refused
     r = httpx.post(up.base + "/api/v1/silences", headers={
         "Authorization": f"Bearer {up.api_token}"}, json={
-            "matchers": {"device": "x"}, "duration": "1h", "author": "a", "reason": "r"},
+            "matchers": {"device": "x"}, "duration": "1h", "reason": "r"},
         timeout=10)
     assert r.status_code == 201, r.text
+
+
+def test_the_first_admin_logs_in(up: Up) -> None:
+    """Issue 14: a first start without users makes `admin`, its password in the data dir."""
+    password = (up.data / "admin-password").read_text().strip()
+    assert f"log in as admin with the password in {up.data / 'admin-password'}" in \
+        up.proc.out.read_text()
+    with httpx.Client(base_url=up.base, timeout=10) as c:
+        form = c.get("/login").text
+        token = form.split("name=csrf value='", 1)[1].split("'", 1)[0]
+        r = c.post("/login", data={"name": "admin", "password": password, "csrf": token})
+        assert r.status_code == 303, r.text
+        assert c.get("/api/v1/me").json()["role"] == "admin"

@@ -102,18 +102,21 @@ def test_silences_http_api(store: Store) -> None:
         with httpx.Client(base_url=base, timeout=5,
                           headers={"Authorization": "Bearer t0ken"}) as client:
             r = client.post("/api/v1/silences", json={
-                "matchers": {"device": "pump-1"}, "duration": "1h", "author": "ops",
-                "reason": "pump swap"})
+                "matchers": {"device": "pump-1"}, "duration": "1h", "reason": "pump swap"})
             assert r.status_code == 201, r.text
             sid = r.json()["id"]
-            assert [s["id"] for s in client.get("/api/v1/silences").json()] == [sid]
+            [got] = client.get("/api/v1/silences").json()
+            assert (got["id"], got["author"]) == (sid, "api-token")  # the caller, not the body
+            assert "author is not taken" in client.post("/api/v1/silences", json={
+                "matchers": {"device": "pump-1"}, "duration": "1h", "reason": "r",
+                "author": "someone else"}).json()["error"]
             bad = client.post("/api/v1/silences", json={"matchers": {}, "duration": "1h",
-                                                         "author": "a", "reason": "r"})
+                                                         "reason": "r"})
             assert bad.status_code == 400 and "matcher" in bad.json()["error"]
             assert client.post("/api/v1/silences", content=b"{nope",
                                headers={"Content-Type": "application/json"}).status_code == 400
             assert client.post("/api/v1/silences", json={
-                "matchers": {"a": "b"}, "author": "a", "reason": "r"}).status_code == 400
+                "matchers": {"a": "b"}, "reason": "r"}).status_code == 400
             assert client.delete(f"/api/v1/silences/{sid}").status_code == 200
             assert client.delete(f"/api/v1/silences/{sid}").status_code == 404
             assert client.get("/api/v1/silences").json() == []

@@ -81,7 +81,7 @@ def test_no_token_configured_refuses_with_a_hint(tmp_path: Path) -> None:
 
 def test_work_a_ticket_over_the_api(api: Api) -> None:
     r = api.http.post("/api/v1/tickets", headers=AUTH, json={
-        "by": "phone-desk", "device": "compressor-3", "site": "plant", "priority": "P1",
+        "device": "compressor-3", "site": "plant", "priority": "P1",
         "title": "compressor trips", "customer": "Ann, +49 30 1234"})
     assert r.status_code == 201, r.text
     t = r.json()
@@ -96,11 +96,12 @@ def test_work_a_ticket_over_the_api(api: Api) -> None:
                                                "mode": "on_site"}}),
                          ("close", {"satisfaction": 4})):
         r = api.http.post(f"/api/v1/tickets/{tid}/{action}", headers=AUTH,
-                          json={"by": "eli", **body})
+                          json=body)
         assert r.status_code == 200, (action, r.text)
     shown = api.http.get(f"/api/v1/tickets/{tid}", headers=AUTH).json()
     assert (shown["state"], shown["satisfaction"], shown["assignee"]) == ("closed", 4, "eli")
     assert [e["kind"] for e in shown["timeline"]][-3:] == ["resumed", "resolved", "closed"]
+    assert {e["actor"] for e in shown["timeline"]} - {"system"} == {"api-token"}  # the token's
     listed = api.http.get("/api/v1/tickets", params={"status": "closed"}, headers=AUTH).json()
     assert [x["id"] for x in listed] == [tid]
     hist = api.http.get("/api/v1/devices/compressor-3/history", params={"site": "plant"},
@@ -113,17 +114,19 @@ def test_work_a_ticket_over_the_api(api: Api) -> None:
 
 @pytest.mark.parametrize(("method", "url", "body", "code", "detail"), [
     ("get", "/api/v1/tickets/999999", None, 404, "no ticket 999999"),
-    ("post", "/api/v1/tickets/1/reopen", {"by": "x", "text": "why"}, 409, "cannot reopen"),
-    ("post", "/api/v1/tickets/1/close", {"by": "x"}, 409, "resolve it first"),
-    ("post", "/api/v1/tickets/1/resume", {"by": "x"}, 409, "not waiting"),
-    ("post", "/api/v1/tickets/1/comment", {"by": "x", "text": ""}, 422, "at least 1"),
-    ("post", "/api/v1/tickets/1/resolve", {"by": "x", "note": {"cause": "c"}}, 422,
+    ("post", "/api/v1/tickets/1/reopen", {"text": "why"}, 409, "cannot reopen"),
+    ("post", "/api/v1/tickets/1/close", {}, 409, "resolve it first"),
+    ("post", "/api/v1/tickets/1/resume", {}, 409, "not waiting"),
+    ("post", "/api/v1/tickets/1/comment", {"text": ""}, 422, "at least 1"),
+    ("post", "/api/v1/tickets/1/resolve", {"note": {"cause": "c"}}, 422,
      "fix"),
-    ("post", "/api/v1/tickets", {"by": "x", "device": "d", "title": "t", "priority": "P7"},
+    ("post", "/api/v1/tickets", {"device": "d", "title": "t", "priority": "P7"},
      422, "P1"),
-    ("post", "/api/v1/tickets", {"by": "x", "device": "d", "title": "t", "team": "nobody"},
+    ("post", "/api/v1/tickets", {"device": "d", "title": "t", "team": "nobody"},
      409, "no team named 'nobody'"),
     ("get", "/api/v1/tickets?status=bogus", None, 422, "open"),
+    ("post", "/api/v1/tickets/1/comment", {"by": "eve", "text": "x"}, 422,
+     "`by` is not taken any more"),  # the actor is the caller, never self-declared
     ("get", "/api/v1/kpi?since=yesterday", None, 422, "expected a duration"),
     ("get", "/api/v1/devices/ghost/history", None, 404, "no device ghost"),
 ])
