@@ -317,6 +317,9 @@ class HttpServer:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             self.sock.bind((host, port))
+            # listening from here on: a client connecting before uvicorn's thread runs waits in
+            # the backlog instead of being refused (uvicorn's own listen() is then a no-op)
+            self.sock.listen(2048)
         except OSError:
             self.sock.close()
             raise
