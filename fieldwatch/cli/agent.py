@@ -1,4 +1,5 @@
-"""`fieldwatch agent run | install | uninstall` — the agent daemon and its system service."""
+"""`fieldwatch agent run | install | uninstall | acl` — the agent daemon, its system service and
+its broker ACL."""
 
 from __future__ import annotations
 
@@ -29,6 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     ins.add_argument("--no-start", action="store_true", help="enable, but do not start now")
     ins.add_argument("--root", type=Path, default=Path("/"), help=argparse.SUPPRESS)
     ins.set_defaults(func=install_agent)
+
+    acl = asub.add_parser("acl", help="print the Mosquitto ACL lines for this agent's SNMP "
+                                      "targets (docs/operations.md)")
+    acl.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    acl.set_defaults(func=print_acl)
 
     uni = asub.add_parser("uninstall", help="stop, disable and remove the systemd service")
     uni.add_argument("--root", type=Path, default=Path("/"), help=argparse.SUPPRESS)
@@ -70,6 +76,15 @@ def install_agent(args: argparse.Namespace) -> int:
         print("fieldwatch agent install: nothing installed", file=sys.stderr)
         return 1
     install(cfg, opts, root=args.root, start=not args.no_start)
+    return 0
+
+
+def print_acl(args: argparse.Namespace) -> int:
+    from fieldwatch.agent.acl import render_acl
+    from fieldwatch.agent.config import AgentConfig
+    from fieldwatch.config import load_config
+
+    print(render_acl(load_config(AgentConfig, args.config), str(args.config)), end="")
     return 0
 
 
