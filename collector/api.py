@@ -20,6 +20,7 @@ from fieldwatch.collector.api_silences import silence_routes
 from fieldwatch.collector.diag.api import routes as diag_routes
 from fieldwatch.collector.service_desk import ServiceDesk
 from fieldwatch.collector.stats import Stats
+from fieldwatch.collector.store.refused import add_refused
 from fieldwatch.collector.store.store import Store
 from fieldwatch.collector.tickets.cases import Resolution
 from fieldwatch.collector.tickets.lifecycle import CLOSE_REASONS, STATES
@@ -179,7 +180,7 @@ def make_app(desk: ServiceDesk | Store, stats: Stats,
 
     @app.get("/api/v1/devices", dependencies=api, responses=ERRORS, tags=["devices"])
     def devices() -> list[dict[str, Any]]:
-        return [device_json(d) for d in desk.store.list_devices()]
+        return add_refused(desk.store.engine, [device_json(d) for d in desk.store.list_devices()])
 
     @app.get("/api/v1/devices/{device}/history", dependencies=api, responses=ERRORS,
              tags=["devices"])

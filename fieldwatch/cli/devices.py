@@ -6,6 +6,7 @@ import argparse
 
 from fieldwatch.cli.common import add_state_options, open_store, print_json, print_table
 from fieldwatch.cli.desk import add_desk_options, close_desk, open_desk
+from fieldwatch.collector.store.refused import add_refused
 from fieldwatch.jsonout import device_json
 
 
@@ -27,14 +28,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def list_devices(args: argparse.Namespace) -> int:
     store = open_store(args)
     try:
-        rows = [device_json(d) for d in store.list_devices()]
+        rows = add_refused(store.engine, [device_json(d) for d in store.list_devices()])
     finally:
         store.engine.dispose()
     if args.json:
         print_json(rows)
     else:
         print_table(rows, ["site", "device", "status", "last_seen", "last_seq",
-                           "messages_total", "missing", "backfilled"])
+                           "messages_total", "missing", "backfilled", "refused"])
     return 0
 
 

@@ -91,7 +91,8 @@ def run_up(args: argparse.Namespace) -> int:
     app = make_app(collector.desk, collector.stats, collector.health, desk_cfg.api_tokens)
     add_routes(app, collector.integration_routes(desk_cfg.api_tokens))  # type: ignore[arg-type]
     http = HttpServer(app, port=http_port)
-    agent = Agent(msgspec.structs.replace(acfg, broker=link, state_dir=data / "agent"))
+    agent = Agent(msgspec.structs.replace(acfg, broker=link, state_dir=data / "agent"),
+                  mqtt5=broker is None)  # the embedded broker speaks MQTT 3.1.1 only
     collector.start()
     http.start()
     agent.start()
