@@ -34,6 +34,8 @@ class Refusals:
     def __init__(self, retry: float = 300.0, log_every: float = 300.0) -> None:
         self.retry, self.log_every = retry, log_every
         self.rows: dict[int, tuple[str, int]] = {}  # buffer row id -> (site/device, code)
+        self._by_key: dict[str, dict[int, int]] = {}  # site/device -> {row id: code}
+        self._held: frozenset[int] | None = frozenset()  # cache of held()
         self._resend: deque[int] = deque()  # rows to offer again, oldest scheduled first
         self._due: set[str] = set()  # devices whose refused rows are all scheduled
         self._probed = 0.0
@@ -51,7 +53,20 @@ class Refusals:
 
     def held(self) -> frozenset[int]:
         """Rows kept for another try: no longer in MQTT's hands (Outbox.released)."""
-        return frozenset(self.rows)
+        if self._held is None:
+            self._held = frozenset(self.rows)
+        return self._held
+
+    def _forget(self, row: int) -> bool:
+        entry = self.rows.pop(row, None)
+        if entry is None:
+            return False
+        rows = self._by_key[entry[0]]
+        del rows[row]
+        if not rows:
+            del self._by_key[entry[0]]
+        self._held = None
+        return True
 
     def totals(self) -> dict[str, int]:
         """Refusals since start, per `site/device`."""
@@ -65,6 +80,8 @@ class Refusals:
         if not self.rows:
             self._probed = now  # the first probe comes `retry` from now
         self.rows[row] = (key, code)
+        self._by_key.setdefault(key, {})[row] = code
+        self._held = None
         self._due.discard(key)
         with self._lock:
             self._totals[key] = self._totals.get(key, 0) + 1
@@ -86,8 +103,8 @@ class Refusals:
         """The broker took messages of these devices: offer again what it refused them as
         not authorized."""
         for key in set(keys) - self._due:
-            rows = [r for r, (k, code) in self.rows.items()
-                    if k == key and code == NOT_AUTHORIZED]
+            rows = [r for r, code in self._by_key.get(key, {}).items()
+                    if code == NOT_AUTHORIZED]
             if rows:
                 self._due.add(key)
                 self._resend.extend(rows)
@@ -97,13 +114,10 @@ class Refusals:
         it again). Starts a probe round when `retry` has passed."""
         if self.rows and now - self._probed >= self.retry:
             self._probed = now
-            oldest: dict[str, int] = {}
-            for row, (key, _) in self.rows.items():
-                oldest[key] = min(row, oldest.get(key, row))
-            self._resend.extend(sorted(oldest.values()))
+            self._resend.extend(sorted(min(rows) for rows in self._by_key.values()))
         while self._resend:
             row = self._resend.popleft()
-            if self.rows.pop(row, None) is not None:  # else offered already, by an earlier entry
+            if self._forget(row):  # else offered already, by an earlier entry
                 yield row
 
     def pending(self) -> bool:
