@@ -20,7 +20,9 @@ Bounds: the segment files never total more than `max_bytes`. Space comes back on
 whole segment (~max_bytes/8), so when a write would not fit, the oldest segment's messages that
 are not in MQTT's hands are dropped and the file deleted, or rewritten with the ones that are. A
 full disk lowers the bound for that write. `max_age` drops messages older than that. Drops are
-counted per device and reason, and reported once the link is back.
+counted per device and reason, and reported once the link is back. A message the broker refused
+(MQTT 5, e.g. its ACL) stays queued for a later try, but no longer counts as in MQTT's hands
+(`released`): the bounds drop it like one never sent.
 """
 
 from __future__ import annotations
@@ -79,6 +81,9 @@ class Outbox:
         path.mkdir(parents=True, exist_ok=True)
         self.path, self.clock, self.max_bytes, self.max_age = path, clock, max_bytes, max_age
         self.protect_upto = 0  # ids up to here are in MQTT's hands: delivered on reconnect
+        # ... except these: the broker refused them (publisher.py keeps them for a later try),
+        # so the bounds may drop them like any message not yet sent
+        self.released: frozenset[int] = frozenset()
         self._lock = threading.Lock()
         self._j = Journal(path, max_bytes, segment_size=max(max_bytes // 8, 4096))
         self._st = self._j.st
@@ -153,6 +158,10 @@ class Outbox:
 
     # -- bounds -----------------------------------------------------------------------------
 
+    def _droppable(self, seg: Segment, i: int) -> bool:
+        """Not in MQTT's hands: never handed over, or handed back by a refusing broker."""
+        return seg.ids[i] > self.protect_upto or seg.ids[i] in self.released
+
     def _reserve(self) -> int:
         """Room a message leaves free for what dropping may have to write before it frees
         anything: a drop record, a checkpoint, acknowledgements."""
@@ -179,14 +188,13 @@ class Outbox:
                 return True
             passed.append(seg)
         newest = self._st.segs[-1]
-        if any(newest.ids[i] > self.protect_upto for i in newest.live_at()):
+        if any(self._droppable(newest, i) for i in newest.live_at()):
             return self._j.rotate()
         return False
 
     def _drop_segment(self, seg: Segment) -> bool:
         """Drop the messages of `seg` not in MQTT's hands; delete it if that was all of them."""
-        rec = self._drop_record("size", ((seg, i) for i in seg.live_at()),
-                                lambda s, i: s.ids[i] > self.protect_upto)
+        rec = self._drop_record("size", ((seg, i) for i in seg.live_at()), self._droppable)
         if rec is None or not self._j.put(rec, frame(rec)):
             return False
         if seg.nlive == 0:
@@ -220,11 +228,13 @@ class Outbox:
 
     def _expire(self, now: float) -> None:
         cutoff = now - self.max_age
-        first = next(self._st.live_after(self.protect_upto), None)
+        start = min(self.protect_upto, min(self.released) - 1) if self.released \
+            else self.protect_upto
+        first = next((x for x in self._st.live_after(start) if self._droppable(*x)), None)
         if first is None or first[0].created[first[1]] >= cutoff:
             return
-        rec = self._drop_record("age", self._st.live_after(self.protect_upto),
-                                lambda s, i: s.created[i] < cutoff)
+        rec = self._drop_record("age", self._st.live_after(start),
+                                lambda s, i: self._droppable(s, i) and s.created[i] < cutoff)
         try:
             if rec is not None and self._j.put(rec, frame(rec)):
                 self._j.reap()

@@ -28,7 +28,10 @@ log = logging.getLogger(__name__)
 
 
 class Agent:
-    def __init__(self, cfg: AgentConfig, clock: Clock | None = None) -> None:
+    def __init__(self, cfg: AgentConfig, clock: Clock | None = None, *,
+                 mqtt5: bool = True) -> None:
+        """`mqtt5=False` for a broker known to speak 3.1.1 only (the embedded one of `fieldwatch
+        up`); otherwise the publisher finds out."""
         self.cfg = cfg
         self.clock = clock or SystemClock()
         sources = build_sources(cfg.sources, self.clock)
@@ -47,7 +50,7 @@ class Agent:
                              max_bytes=cfg.buffer.max_bytes, max_age=cfg.buffer.max_age)
         self.publisher = MqttPublisher(cfg.device, cfg.site, cfg.broker, self.outbox,
                                        inflight=cfg.buffer.inflight,
-                                       on_link_up=self._report_drops)
+                                       on_link_up=self._report_drops, mqtt5=mqtt5)
         self.diag = None
         if cfg.diag.enabled:  # its crypto and probes are imported only when it is on
             from fieldwatch.agent.diag.service import start_diag
@@ -90,6 +93,9 @@ class Agent:
         batch.samples.append(sample("agent.buffer_bytes", self.outbox.bytes))
         for reason, n in sorted(self.outbox.drops_total().items()):
             batch.samples.append(sample("agent.buffer_dropped_total", n, reason=reason))
+        refused = sum(self.publisher.refused_totals().values())
+        if refused or self.publisher.mqtt5:  # under MQTT 3.1.1 no refusal can be seen
+            batch.samples.append(sample("agent.publish_refused_total", refused))
         self.publish_metrics(self.cfg.site, self.cfg.device, batch.ts, batch.samples)
 
     def send_inventory(self) -> None:

@@ -27,6 +27,7 @@ from fieldwatch.collector.diag.api import routes as diag_routes
 from fieldwatch.collector.metrics_exposition import CONTENT_TYPE, exposition
 from fieldwatch.collector.service_desk import ServiceDesk
 from fieldwatch.collector.stats import Stats
+from fieldwatch.collector.store.refused import add_refused
 from fieldwatch.collector.store.store import Store
 from fieldwatch.collector.tickets.cases import Resolution
 from fieldwatch.collector.tickets.lifecycle import CLOSE_REASONS, STATES
@@ -228,7 +229,8 @@ def make_app(desk: ServiceDesk | Store, stats: Stats,
 
     @app.get("/api/v1/devices", responses=ERRORS, tags=["devices"])
     def devices(user: Me) -> list[dict[str, Any]]:
-        return [device_json(d) for d in desk.store.list_devices() if user.sees(d["site"])]
+        return add_refused(desk.store.engine, [device_json(d) for d in desk.store.list_devices()
+                                               if user.sees(d["site"])])
 
     @app.get("/api/v1/devices/{device}/history", responses=ERRORS, tags=["devices"])
     def device_history(user: Me, device: Annotated[Text, Path(min_length=1, max_length=128)],

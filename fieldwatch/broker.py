@@ -56,3 +56,5 @@ class EmbeddedBroker:
                 log.warning("embedded broker did not shut down cleanly: %s", exc)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self._loop.close()  # its self-pipe sockets, else left to the garbage collector

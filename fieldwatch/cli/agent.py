@@ -1,8 +1,10 @@
-"""`fieldwatch agent run | install | uninstall` — the agent daemon and its system service."""
+"""`fieldwatch agent run | install | uninstall | acl` — the agent daemon, its system service and
+its broker ACL."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from fieldwatch.cli.common import stop_on_signals
@@ -18,13 +20,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     run.set_defaults(func=run_agent)
 
     ins = asub.add_parser("install", help="install the agent as a hardened systemd service")
-    ins.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
-                     help="agent.yaml the service runs with (validated first)")
+    ins.add_argument("--config", type=Path,
+                     help=f"agent.yaml the service runs with (validated first; default "
+                          f"{DEFAULT_CONFIG})")
     ins.add_argument("--dry-run", action="store_true", help="print the unit, change nothing")
     ins.add_argument("--user", default="fieldwatch", help="system user to run as")
+    ins.add_argument("--python", default=sys.executable,
+                     help="interpreter the service runs (default: this one, %(default)s)")
     ins.add_argument("--no-start", action="store_true", help="enable, but do not start now")
     ins.add_argument("--root", type=Path, default=Path("/"), help=argparse.SUPPRESS)
     ins.set_defaults(func=install_agent)
+
+    acl = asub.add_parser("acl", help="print the Mosquitto ACL lines for this agent's SNMP "
+                                      "targets (docs/operations.md)")
+    acl.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    acl.set_defaults(func=print_acl)
 
     uni = asub.add_parser("uninstall", help="stop, disable and remove the systemd service")
     uni.add_argument("--root", type=Path, default=Path("/"), help=argparse.SUPPRESS)
@@ -44,16 +54,37 @@ def run_agent(args: argparse.Namespace) -> int:
 
 def install_agent(args: argparse.Namespace) -> int:
     from fieldwatch.agent.config import AgentConfig
-    from fieldwatch.agent.install import UnitOptions, install, render_unit
+    from fieldwatch.agent.install import UnitOptions, install, render_unit, service_problems
     from fieldwatch.config import load_config
 
-    config = args.config.resolve()
-    cfg = load_config(AgentConfig, config)  # a broken config fails here, not in the service
-    opts = UnitOptions(config=config, user=args.user)
+    config = (args.config or DEFAULT_CONFIG).resolve()
+    defaults = args.config is None and args.dry_run and not config.exists()
+    if defaults:
+        print(f"note: {config} does not exist yet; this is the unit for a default config",
+              file=sys.stderr)
+        cfg = AgentConfig()
+    else:
+        cfg = load_config(AgentConfig, config)  # a broken config fails here, not in the service
+    opts = UnitOptions(config=config, user=args.user, python=args.python)
+    problems = service_problems(cfg, opts, config=not defaults)  # what would stop the service
+    for problem in problems:
+        print(f"{'warning' if args.dry_run else 'error'}: {problem}", file=sys.stderr)
     if args.dry_run:
         print(render_unit(cfg, opts), end="")
         return 0
+    if problems:
+        print("fieldwatch agent install: nothing installed", file=sys.stderr)
+        return 1
     install(cfg, opts, root=args.root, start=not args.no_start)
+    return 0
+
+
+def print_acl(args: argparse.Namespace) -> int:
+    from fieldwatch.agent.acl import render_acl
+    from fieldwatch.agent.config import AgentConfig
+    from fieldwatch.config import load_config
+
+    print(render_acl(load_config(AgentConfig, args.config), str(args.config)), end="")
     return 0
 
 

@@ -11,6 +11,7 @@ from fieldwatch.cli import human
 from fieldwatch.cli.common import print_json, print_table
 from fieldwatch.cli.desk import add_desk_options, close_desk, open_desk
 from fieldwatch.cli.state import add_state_options, open_store
+from fieldwatch.collector.store.refused import add_refused
 from fieldwatch.jsonout import device_json
 
 
@@ -32,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def list_devices(args: argparse.Namespace) -> int:
     store = open_store(args)
     try:
-        rows = [device_json(d) for d in store.list_devices()]
+        rows = add_refused(store.engine, [device_json(d) for d in store.list_devices()])
     finally:
         store.engine.dispose()
     if args.json:
@@ -42,7 +43,7 @@ def list_devices(args: argparse.Namespace) -> int:
         print_table([device_row(d if d["confirmed"] else {**d, "status": "unconfirmed"}, now)
                      for d in rows],
                     ["site", "device", "status", "last_seen", "last_seq", "messages_total",
-                     "missing", "backfilled"])
+                     "missing", "backfilled", "refused"])
     return 0
 
 

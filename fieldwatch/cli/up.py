@@ -151,7 +151,8 @@ def run_up(args: argparse.Namespace) -> int:
         raise
     admin_file = data / "admin-password"
     new_admin = first_admin(collector.store.engine, admin_file)
-    agent = Agent(msgspec.structs.replace(acfg, broker=link, state_dir=data / "agent"))
+    agent = Agent(msgspec.structs.replace(acfg, broker=link, state_dir=data / "agent"),
+                  mqtt5=broker is None)  # the embedded broker speaks MQTT 3.1.1 only
     collector.start()
     http.start()
     agent.start()

@@ -105,6 +105,26 @@ def test_messages_in_flight_are_not_dropped(tmp_path: Path, clock: FakeClock) ->
         b.close()
 
 
+def test_messages_the_broker_refused_are_no_longer_protected_from_the_bounds(
+        tmp_path: Path, clock: FakeClock) -> None:
+    b = Outbox(tmp_path / "small", clock, max_bytes=64 * 1024, max_age=3600)
+    try:
+        for i in range(3):  # handed to MQTT; the broker refused the first and the third
+            b.add("s", f"d{i}", "t", b"%d" % i + b"x" * 3000)
+        b.protect_upto = 3
+        b.released = frozenset({1, 3})
+        clock.advance(3601)  # all three are too old now
+        b.add("s", "d", "t", b"new")
+        assert [e.id for e in b.peek(0, 10)] == [2, 4]  # the one in flight is kept
+        assert b.drops_total() == {"age": 2}
+        b.released = frozenset({2})
+        for _ in range(40):  # the size bound drops a released message too
+            b.add("s", "d", "t", b"y" * 3000)
+        assert 2 not in [e.id for e in b.peek(0, 100)]
+    finally:
+        b.close()
+
+
 def test_a_message_bigger_than_the_bound_is_dropped_and_counted_and_its_number_spent(
         tmp_path: Path, clock: FakeClock) -> None:
     b = Outbox(tmp_path / "small", clock, max_bytes=64 * 1024)

@@ -112,7 +112,31 @@ def test_devices_list_shows_missing_and_backfilled(db_url_any: str,
     assert main(["devices", "list", "--json", "--db", db_url_any]) == 0
     [dev] = json.loads(capsys.readouterr().out)
     assert (dev["missing"], dev["backfilled"], dev["duplicates"]) == (2, 1, 0)
+    assert dev["refused"] is None  # its agent does not report refusals (MQTT 3.1.1)
     assert main(["devices", "list", "--db", db_url_any]) == 0
     header, row = capsys.readouterr().out.splitlines()
-    assert header.split()[-2:] == ["MISSING", "BACKFILLED"]
+    assert header.split()[-3:] == ["MISSING", "BACKFILLED", "REFUSED"]
     assert row.split()[-2:] == ["2", "1"]
+
+
+def test_devices_list_shows_the_refusals_the_newest_metrics_report(
+        db_url_any: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from fieldwatch.collector.store.db import open_engine
+
+    def refused(seq: int, n: float) -> Received:
+        m = Metrics(device="poller", site="hq", seq=seq, ts=1000.0 + seq, agent="t",
+                    samples=[Sample("agent.publish_refused_total", n)])
+        return Received(m, encode(m), 2000.0 + seq)
+
+    s = Store(open_engine(db_url_any))
+    try:  # the newest by sequence number counts, whatever the order of arrival
+        s.write(prepare([refused(1, 0), refused(3, 7), refused(2, 4), _msg(1)],
+                        Engine(RuleSet()), EngineState(), {}), 3000)
+    finally:
+        s.engine.dispose()
+    assert main(["devices", "list", "--json", "--db", db_url_any]) == 0
+    got = {d["device"]: d["refused"] for d in json.loads(capsys.readouterr().out)}
+    assert got == {"a": None, "poller": 7}
+    assert main(["devices", "list", "--db", db_url_any]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0].split()[-1] == "REFUSED" and rows[2].split()[-1] == "7"
