@@ -49,7 +49,8 @@ def list_devices(args: argparse.Namespace) -> int:
 
 def device_row(d: Mapping[str, Any], now: float) -> dict[str, str]:
     return {**{k: human.value(d.get(k)) for k in ("site", "device", "last_seq",
-                                                  "messages_total", "missing", "backfilled")},
+                                                  "messages_total", "missing", "backfilled",
+                                                  "refused")},
             "status": human.value(d.get("status"))
             + (f" ({d['status_cause']})" if d.get("status_cause") else ""),
             "last_seen": human.relative(d.get("last_seen"), now)}

@@ -116,7 +116,7 @@ def test_devices_list_shows_missing_and_backfilled(db_url_any: str,
     assert main(["devices", "list", "--db", db_url_any]) == 0
     header, row = capsys.readouterr().out.splitlines()
     assert header.split()[-3:] == ["MISSING", "BACKFILLED", "REFUSED"]
-    assert row.split()[-2:] == ["2", "1"]
+    assert row.split()[-3:] == ["2", "1", "—"]  # refused: none reported
 
 
 def test_devices_list_shows_the_refusals_the_newest_metrics_report(
