@@ -1,12 +1,12 @@
-"""The HTTP API (JSON, OpenAPI at /api/v1/openapi.json, bearer-token auth) and the web page,
-served by the collector and by `fieldwatch up`. Every route calls the ServiceDesk, as the CLI
-does; errors map to 401 / 404 / 409 / 422 with a `detail` message, never a 5xx for bad input.
+"""The HTTP API (JSON, OpenAPI at /api/v1/openapi.json, bearer-token auth), served by the
+collector and by `fieldwatch up`; the desk's pages are mounted beside it (collector/web/pages).
+Every route calls the ServiceDesk, as the CLI does; errors map to 401 / 404 / 409 / 422 with a
+`detail` message, never a 5xx for bad input.
 Every request first passes HttpGuard (api_guard.py): body size, JSON only, same origin.
 """
 
 
 import hmac
-import html
 import logging
 import socket
 import threading
@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fieldwatch.collector.api_guard import MAX_BODY, HttpGuard
 from fieldwatch.collector.api_silences import silence_routes
@@ -218,33 +218,10 @@ def make_app(desk: ServiceDesk | Store, stats: Stats,
         body = {"status": "ok", **(health() if health else {})}
         return JSONResponse(body, status_code=503 if body["status"] == "failing" else 200)
 
-    @app.get("/", include_in_schema=False)
-    def index() -> HTMLResponse:
-        return HTMLResponse(_page(desk))
-
     # Routes of other areas, as Starlette routes (not in this OpenAPI spec, own auth rules).
     app.router.routes.extend(diag_routes(desk.store.engine, tokens))  # approvals, diagnostics
     app.router.routes.extend(silence_routes(desk.store.engine, tokens))
     return app
-
-
-def _page(desk: ServiceDesk) -> str:
-    """A read-only overview for a browser on this machine (no ticket actions without a token)."""
-    rows = "".join(
-        f"<tr><td>{t['id']}</td><td>{html.escape(t['state'])}</td>"
-        f"<td>{t['severity']}</td><td>{html.escape(t['device'])}</td>"
-        f"<td>{html.escape(t['title'])}</td><td>{t['occurrences']}</td></tr>"
-        for t in desk.store.list_tickets(limit=200))
-    devs = "".join(
-        f"<tr><td>{html.escape(d['site'])}/{html.escape(d['device'])}</td>"
-        f"<td>{html.escape(d['status'])}</td><td>{d['messages_total']}</td></tr>"
-        for d in desk.store.list_devices())
-    return ("<!doctype html><meta charset=utf-8><meta http-equiv=refresh content=10>"
-            "<title>fieldwatch</title><style>body{font-family:sans-serif}td,th{padding:2px 8px}"
-            "</style><h1>fieldwatch</h1><h2>Tickets</h2><table><tr><th>#</th><th>state</th>"
-            f"<th>prio</th><th>device</th><th>title</th><th>seen</th></tr>{rows}</table>"
-            "<h2>Devices</h2><table><tr><th>device</th><th>status</th><th>messages</th></tr>"
-            f"{devs}</table>")
 
 
 class HttpServer:

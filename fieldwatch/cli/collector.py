@@ -26,6 +26,7 @@ def run_collector(args: argparse.Namespace) -> int:
     from fieldwatch.collector.config import CollectorConfig
     from fieldwatch.collector.desks.routes import add_routes
     from fieldwatch.collector.service import Collector
+    from fieldwatch.collector.web.pages import add_pages
     from fieldwatch.config import load_config
 
     cfg = load_config(CollectorConfig, args.config)
@@ -36,6 +37,7 @@ def run_collector(args: argparse.Namespace) -> int:
         app = make_app(collector.desk, collector.stats, collector.health,
                        cfg.desk.api_tokens)
         add_routes(app, collector.integration_routes(cfg.desk.api_tokens))  # type: ignore[arg-type]
+        add_pages(app, collector.desk, rules=lambda: collector.ruleset)  # docs/desk.md
         http = HttpServer(app, port=args.http_port)
         http.start()
         print(f"fieldwatch collector: HTTP API on http://{http.host}:{http.port}/", flush=True)
