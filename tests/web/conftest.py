@@ -5,6 +5,7 @@ whole app as `fieldwatch up` builds it plus the pages, the TEST-ONLY login stand
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from fieldwatch.collector.alerts import TicketChange
-from fieldwatch.collector.api import make_app
+from fieldwatch.collector.api import HttpServer, make_app
 from fieldwatch.collector.history import Query, Series, SeriesKey
 from fieldwatch.collector.rules.loader import ruleset_from_text
 from fieldwatch.collector.rules.model import RuleSet
@@ -140,6 +141,19 @@ class Desk:
             "fire", f"{rule}-{site}-{device}-{sorted(labels.items())}", rule, site, device,
             labels, severity, title, "", team, value, now, now)]), now)
         return ids[0]
+
+
+def serve(app: Any) -> HttpServer:
+    """The real server (uvicorn in a thread) on a free port, once it accepts connections."""
+    server = HttpServer(app, port=0)
+    server.start()
+    deadline = time.monotonic() + 30
+    while not server.server.started:  # bounded: uvicorn starts within a second here
+        if time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError("the HTTP server did not start within 30 s")
+        time.sleep(0.01)
+    return server
 
 
 def build(tmp_path: Path, poll_seconds: float = 0.0) -> Desk:
