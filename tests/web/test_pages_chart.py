@@ -136,3 +136,20 @@ def test_thresholds_of_the_rules_that_read_the_chart() -> None:
         "disk_nearly_full", "disk_nearly_full", "only_db"]
     temp = for_chart(rules, "temp.celsius", "hq", "web-01", "", [{"sensor": "cpu"}])
     assert [(t.op, t.value) for t in temp] == [("<", 5.0), (">", 70.0)]
+
+
+def test_kpi_trend_buckets_are_utc_days_or_weeks_from_monday() -> None:
+    from datetime import UTC, datetime
+
+    from fieldwatch.collector.web.pages.dashboard import buckets
+
+    def at(*args: int) -> float:
+        return datetime(*args, tzinfo=UTC).timestamp()
+
+    days = buckets(at(2027, 2, 24, 10), at(2027, 3, 3, 10))
+    assert days[0] == (at(2027, 2, 24, 10), at(2027, 2, 25))  # clipped to the period
+    assert days[-1] == (at(2027, 3, 3), at(2027, 3, 3, 10)) and len(days) == 8
+    weeks = buckets(at(2027, 1, 20), at(2027, 3, 3))  # a Wednesday: its week began Monday 18
+    assert weeks[0] == (at(2027, 1, 20), at(2027, 1, 25)) and weeks[1][0] == at(2027, 1, 25)
+    assert all(datetime.fromtimestamp(b, UTC).weekday() == 0 for b, _ in weeks[1:])
+    assert len(buckets(0, 3650 * 86400.0)) == 60  # bounded

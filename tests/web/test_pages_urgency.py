@@ -10,8 +10,11 @@ from fieldwatch.collector.sla.clocks import clocks
 from fieldwatch.collector.web.pages.urgency import (
     DueCache,
     Dues,
+    OrderCache,
+    Ordered,
     compute_dues,
     order,
+    ordered,
     pauses_of,
     running_clock,
     urgency,
@@ -123,3 +126,28 @@ def test_the_cache_computes_once_per_ticket_version_and_stays_bounded() -> None:
 def test_junk_pauses_are_left_out() -> None:
     assert pauses_of({"pauses": [[1, 2], "x", [None, 3], [4, None], [5]]}) == (
         (1.0, 2.0), (4.0, None))
+
+
+def test_an_order_counts_breaches_at_any_instant_without_being_made_again() -> None:
+    rows = [ticket(1, opened=0.0), ticket(2, opened=100.0),
+            ticket(3, opened=0.0, waiting_since=5.0, pauses=[[5.0, None]]),
+            ticket(4, opened=0.0, state="resolved", resolved_at=9.0)]
+    q = ordered(rows, DueCache(POLICY))
+    assert q.ids == [1, 2, 3, 4] and q.paused == 1 and q.dues == [900.0, 1000.0]
+    assert [q.breached(t) for t in (899.0, 900.0, 999.0, 1e9)] == [0, 1, 1, 2]
+
+
+def test_the_order_cache_reuses_and_forgets() -> None:
+    cache = OrderCache(size=2)
+    made: list[str] = []
+
+    def make(name: str) -> Ordered:
+        made.append(name)
+        return Ordered([], [], 0)
+
+    a = cache.get("a", lambda: make("a"))
+    assert cache.get("a", lambda: make("a")) is a
+    cache.get("b", lambda: make("b"))
+    cache.get("c", lambda: make("c"))  # "a" is the oldest: forgotten
+    cache.get("a", lambda: make("a"))
+    assert made == ["a", "b", "c", "a"]

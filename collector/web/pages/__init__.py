@@ -34,7 +34,7 @@ from fieldwatch.collector.web.pages import (
 )
 from fieldwatch.collector.web.pages.common import Pages, SetLanguage
 from fieldwatch.collector.web.pages.render import Renderer
-from fieldwatch.collector.web.pages.urgency import AT_RISK, DueCache
+from fieldwatch.collector.web.pages.urgency import AT_RISK, DueCache, OrderCache, Recent
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -57,7 +57,8 @@ def add_pages(app: FastAPI, desk: ServiceDesk,
     pages = Pages(desk=desk, history=history, rules=rules,
                   render=Renderer(poll_seconds, desk.clock.now),
                   diag=DiagStore(desk.store.engine), silences=SilenceStore(desk.store.engine),
-                  dues=DueCache(desk.policy.sla), set_language=set_language, at_risk=at_risk)
+                  dues=DueCache(desk.policy.sla), set_language=set_language, at_risk=at_risk,
+                  orders=OrderCache(), choices=Recent(8))
     add_error_pages(app, pages)
     app.mount("/static", StaticFiles(packages=[("fieldwatch.collector.web", "static")]),
               name="static")

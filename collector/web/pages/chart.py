@@ -207,20 +207,24 @@ def line_chart(series: Sequence[SeriesIn], t0: float, t1: float,
     values = [v for pts in kept for _, v in pts] + [th.value for th in thresholds]
     lo, hi, step = value_range(values)
 
+    sx = (box.x1 - box.x0) / (t1 - t0)
+    sy = (box.y0 - box.y1) / (hi - lo)
+    x0, y0 = box.x0, box.y0
+
     def x(t: float) -> float:
-        return box.x0 + (t - t0) / (t1 - t0) * (box.x1 - box.x0)
+        return x0 + (t - t0) * sx
 
     def y(v: float) -> float:
-        return box.y0 - (v - lo) / (hi - lo) * (box.y0 - box.y1)
+        return y0 - (v - lo) * sy
 
     buckets = int(box.x1 - box.x0)
     lines = []
     for i, (s, pts) in enumerate(zip(series, kept, strict=True)):
         segs = [reduce(seg, buckets) for seg in split(pts)]
         finite = [v for _, v in pts if math.isfinite(v)]
-        lines.append(Line(s.label, f"s{i % SERIES_CLASSES}",
-                          tuple(" ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in seg)
-                                for seg in segs),
+        drawn = tuple(" ".join([f"{x0 + (t - t0) * sx:.1f},{y0 - (v - lo) * sy:.1f}"
+                                for t, v in seg]) for seg in segs)
+        lines.append(Line(s.label, f"s{i % SERIES_CLASSES}", drawn,
                           sum(len(seg) for seg in segs), finite[-1] if finite else None))
     ticks = []
     n = int(round((hi - lo) / step))

@@ -15,7 +15,7 @@ from fieldwatch.collector.service_desk import ServiceDesk
 from fieldwatch.collector.store.silences import SilenceStore
 from fieldwatch.collector.web import User, allowed, user_of
 from fieldwatch.collector.web.pages.render import Renderer
-from fieldwatch.collector.web.pages.urgency import DueCache
+from fieldwatch.collector.web.pages.urgency import DueCache, OrderCache, Recent
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -37,7 +37,8 @@ class Pages:
     dues: DueCache
     set_language: SetLanguage | None
     at_risk: float
-
+    orders: OrderCache
+    choices: Recent[dict[str, list[str]]]
     @property
     def engine(self) -> Any:
         return self.desk.store.engine

@@ -8,6 +8,7 @@ each bucket's KPIs with the same function over the tickets opened in it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -28,11 +29,16 @@ BOX = Box(width=560, height=220, left=48, right=40)
 
 
 def buckets(since: float, until: float) -> list[tuple[float, float]]:
-    """Days for a period up to 14 days, weeks beyond; the last bucket ends at `until`."""
-    step = 86400.0 if until - since <= 14 * 86400 else 7 * 86400.0
-    out, t = [], since
+    """UTC days for a period up to 14 days, weeks from Monday beyond, clipped to [since,
+    until): the first and last may be partial. At most 60."""
+    day = 86400.0
+    step = day if until - since <= 14 * day else 7 * day
+    start = math.floor(since / day) * day
+    if step > day:  # back to Monday (1970-01-01 was a Thursday)
+        start -= ((start // day + 3) % 7) * day
+    out, t = [], start
     while t < until and len(out) < 60:
-        out.append((t, min(t + step, until)))
+        out.append((max(t, since), min(t + step, until)))
         t += step
     return out
 

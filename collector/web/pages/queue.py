@@ -3,6 +3,7 @@ coloured when breached or at risk, with filters and search (filters.py, urgency.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter
@@ -11,7 +12,7 @@ from fieldwatch.collector.web import User
 from fieldwatch.collector.web.pages import filters, queries
 from fieldwatch.collector.web.pages.common import Pages, who
 from fieldwatch.collector.web.pages.filters import PAGE_SIZE, Filters
-from fieldwatch.collector.web.pages.urgency import Urgency, order, urgency
+from fieldwatch.collector.web.pages.urgency import Urgency, ordered, urgency
 from starlette.requests import Request
 
 
@@ -20,15 +21,16 @@ def queue_model(p: Pages, user: User, f: Filters) -> dict[str, Any]:
     now = p.now()
     start = (f.page - 1) * PAGE_SIZE
     breached = waiting = 0
+    last = queries.last_event(p.engine)
     if f.only_open:
-        rows = queries.urgency_rows(p.engine, f, user.sites)
-        rough = {int(r["id"]): urgency(r, p.dues.get(r), now) for r in rows}
-        breached = sum(1 for u in rough.values() if u.level == "breached")
-        waiting = sum(1 for u in rough.values() if u.level == "paused")
-        ids = [int(r["id"]) for r in order(rows, rough)[start:start + PAGE_SIZE]]
+        key = (replace(f, page=1), user.sites, last)
+        queue = p.orders.get(key, lambda: ordered(queries.urgency_rows(p.engine, f, user.sites),
+                                                  p.dues))
+        breached, waiting = queue.breached(now), queue.paused
+        ids = queue.ids[start:start + PAGE_SIZE]
         full = queries.tickets_by_id(p.engine, ids)
         page = [full[i] for i in ids if i in full]
-        total = len(rows)
+        total = len(queue.ids)
     else:
         page, total = queries.newest_rows(p.engine, f, user.sites, PAGE_SIZE, start)
     items = []
@@ -38,7 +40,8 @@ def queue_model(p: Pages, user: User, f: Filters) -> dict[str, Any]:
         items.append({"t": t, "u": u, "left": u.seconds_left(now)})
     return {"items": items, "total": total, "breached": breached, "waiting": waiting,
             "pages": max(1, -(-total // PAGE_SIZE)), "truncated": total >= queries.MAX_QUEUE,
-            "choices": queries.choices(p.engine, user.sites)}
+            "choices": p.choices.get((user.sites, int(now // 60)),  # a minute old at most
+                                     lambda: queries.choices(p.engine, user.sites))}
 
 
 def routes(p: Pages) -> APIRouter:

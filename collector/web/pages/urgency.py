@@ -7,14 +7,21 @@ instant while paused and sorts after every running one; a ticket whose clocks ha
 (resolved) or cannot be computed sorts last. `due` depends only on the ticket's priority,
 opening time and pauses — not on the present — so `DueCache` computes it once per version of a
 ticket and the queue of 5,000 open tickets is ordered without walking calendars per request.
+
+For the same reason the whole order holds until a ticket changes: `Recent` keeps it per
+filter and per newest ticket event (every change of a ticket writes one), and only the count
+of breached tickets is taken anew at each request, by bisecting the sorted breach instants.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
-from collections.abc import Mapping, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from fieldwatch.collector.sla.clocks import ClockView, due_at
 from fieldwatch.collector.sla.policy import PRIORITIES, SlaPolicy
@@ -23,6 +30,7 @@ Level = Literal["breached", "at_risk", "ok", "paused", "stopped", "unknown"]
 AT_RISK = 80.0  # percent of a target used: the queue colours the ticket as at risk
 
 Pauses = tuple[tuple[float, float | None], ...]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,3 +146,53 @@ class DueCache:
             dues = None  # a stored time no calendar can walk: listed as `unknown`
         self._known[key] = dues
         return dues
+
+
+@dataclass(frozen=True)
+class Ordered:
+    """A queue's order, valid until a ticket changes (it does not depend on the present)."""
+
+    ids: list[int]
+    dues: list[float]  # breach instants of the running, unpaused clocks, ascending
+    paused: int
+
+    def breached(self, now: float) -> int:
+        return bisect.bisect_right(self.dues, now)
+
+
+def ordered(rows: Sequence[Mapping[str, Any]], dues: DueCache) -> Ordered:
+    """The queue order of `rows` (see `sort_key`), computed without the present."""
+    urg = {int(t["id"]): urgency(t, dues.get(t), -math.inf) for t in rows}
+    # with now = -inf nothing is breached yet: levels are ok / paused / stopped / unknown,
+    # which is all the order needs
+    out = order(rows, urg)
+    return Ordered([int(t["id"]) for t in out],
+                   sorted(u.due for u in urg.values() if u.due is not None),
+                   sum(1 for u in urg.values() if u.level == "paused"))
+
+
+class Recent(Generic[T]):
+    """The last `size` values made, by key (LRU). Thread-safe: the pages run in a thread pool.
+    The queue keeps its orders here by (filters, sites, newest ticket event)."""
+
+    def __init__(self, size: int = 32) -> None:
+        self.size = size
+        self._known: OrderedDict[Hashable, T] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, make: Callable[[], T]) -> T:
+        """The value under `key`, made (outside the lock) when it is not there."""
+        with self._lock:
+            hit = self._known.get(key)
+            if hit is not None:
+                self._known.move_to_end(key)
+                return hit
+        made = make()  # a slow first order does not block the other requests
+        with self._lock:
+            self._known[key] = made
+            while len(self._known) > self.size:
+                self._known.popitem(last=False)
+        return made
+
+
+OrderCache = Recent[Ordered]

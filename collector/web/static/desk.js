@@ -55,6 +55,7 @@
 
   async function send(form, submitter) {
     var msg = form.querySelector("output.msg");
+    var body = JSON.stringify(formBody(form, submitter));  // before the buttons are disabled
     var buttons = form.querySelectorAll("button");
     buttons.forEach(function (b) { b.disabled = true; });
     if (msg) { msg.textContent = ""; msg.classList.remove("error"); }
@@ -62,17 +63,17 @@
       var res = await fetch(form.dataset.action, {
         method: "POST", credentials: "same-origin",
         headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf()},
-        body: JSON.stringify(formBody(form, submitter))
+        body: body
       });
-      var body = {};
-      try { body = await res.json(); } catch (e) { body = {}; }
+      var answer = {};
+      try { answer = await res.json(); } catch (e) { answer = {}; }
       if (!res.ok) {
-        var text = detail(body, res.status);
+        var text = detail(answer, res.status);
         if (msg) { msg.textContent = text; msg.classList.add("error"); } else { toast(text); }
         return;
       }
       var then = form.dataset.then;
-      if (then === "go" && body.url) { location.assign(body.url); return; }
+      if (then === "go" && answer.url) { location.assign(answer.url); return; }
       if (then === "reload") { location.reload(); return; }
       form.reset();
       await refresh(true);
