@@ -77,7 +77,3 @@ def message(exc: ValidationError) -> str:
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
     return f"{where}: {err.get('msg', 'invalid')}" if where else str(err.get("msg", "invalid"))
-
-
-def sites_of(user: User) -> frozenset[str] | None:
-    return user.sites

@@ -20,7 +20,6 @@ from babel.numbers import format_decimal, format_percent
 from fieldwatch.collector.web import User, allowed
 from fieldwatch.collector.web.pages import i18n
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
@@ -130,8 +129,3 @@ class Renderer:
 def gettext_of(user: User) -> Callable[[str], str]:
     """The user's `gettext`, for the few messages made in Python (flash texts)."""
     return i18n.load(i18n.language(user.language)).gettext
-
-
-def safe_json(value: Any) -> Markup:
-    """JSON for an HTML attribute (escaped by Jinja as any attribute value)."""
-    return Markup.escape(json.dumps(value, ensure_ascii=False))

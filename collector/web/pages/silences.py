@@ -7,9 +7,9 @@ matcher, exact), and only see and end such silences: a mute without a site reach
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from fastapi.responses import HTMLResponse, JSONResponse
 from fieldwatch.collector.web import User
 from fieldwatch.collector.web.pages.common import Form, Pages, message, need, who
@@ -93,7 +93,8 @@ def routes(p: Pages) -> APIRouter:
         return JSONResponse({"id": sid}, status_code=201)
 
     @r.post("/desk/silences/{sid}/expire")
-    def expire(request: Request, sid: str, body: dict[str, Any]) -> JSONResponse:
+    def expire(request: Request, sid: Annotated[str, Path(max_length=64)],
+               body: dict[str, Any]) -> JSONResponse:
         user = who(request)
         need(user, "silence.edit")
         now = p.now()

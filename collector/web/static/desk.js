@@ -216,13 +216,11 @@
       g.appendChild(text);
     });
     svg.appendChild(g);
-    var bb = g.getBBox();
     var texts = g.querySelectorAll("text");
     var tb = texts[0].getBBox();
     texts.forEach(function (t) { tb = union(tb, t.getBBox()); });
     box.setAttribute("x", tb.x - 4); box.setAttribute("y", tb.y - 2);
     box.setAttribute("width", tb.width + 8); box.setAttribute("height", tb.height + 4);
-    return bb;
   }
 
   function union(a, b) {
