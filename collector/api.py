@@ -1,6 +1,7 @@
-"""The HTTP API (JSON, OpenAPI at /api/v1/openapi.json) and the web pages, served by the
-collector and by `fieldwatch up`. Every route calls the ServiceDesk, as the CLI does; errors
-map to 401 / 403 / 404 / 409 / 422 with a `detail` message, never a 5xx for bad input.
+"""The HTTP API (JSON, OpenAPI at /api/v1/openapi.json) served by the collector and by
+`fieldwatch up`; the desk's pages are mounted beside it (collector/web/pages). Every route calls
+the ServiceDesk, as the CLI does; errors map to 401 / 403 / 404 / 409 / 422 with a `detail`
+message, never a 5xx for bad input.
 Every request first passes HttpGuard (api_guard.py: body size, JSON only — forms on pages —,
 same origin), then the accounts middleware (collector/web/accounts/: who is asking, by bearer
 token or login session, and the CSRF token of browser writes). Routes act as that user: the
@@ -9,7 +10,6 @@ of other sites answer 404).
 """
 
 
-import html
 import logging
 import socket
 import threading
@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fieldwatch.collector.api_guard import MAX_BODY, HttpGuard
 from fieldwatch.collector.api_silences import silence_routes
@@ -31,7 +31,7 @@ from fieldwatch.collector.store.refused import add_refused
 from fieldwatch.collector.store.store import Store
 from fieldwatch.collector.tickets.cases import Resolution
 from fieldwatch.collector.tickets.lifecycle import CLOSE_REASONS, STATES
-from fieldwatch.collector.web import User, user_of
+from fieldwatch.collector.web import User
 from fieldwatch.collector.web.accounts.access import require, visible_ticket
 from fieldwatch.collector.web.accounts.csrf import form_path
 from fieldwatch.collector.web.accounts.middleware import AccountsMiddleware
@@ -264,34 +264,11 @@ def make_app(desk: ServiceDesk | Store, stats: Stats,
         body = {"status": "ok", **(health() if health else {})}
         return JSONResponse(body, status_code=503 if body["status"] == "failing" else 200)
 
-    @app.get("/", include_in_schema=False)
-    def index(request: Request) -> HTMLResponse:
-        return HTMLResponse(_page(desk, user_of(request)))
-
     # Routes of other areas, as Starlette routes (not in this OpenAPI spec, own auth rules).
     app.router.routes.extend(account_routes(sessions, stats))  # /login, /logout, /api/v1/me
     app.router.routes.extend(diag_routes(desk.store.engine, tokens))  # approvals, diagnostics
     app.router.routes.extend(silence_routes(desk.store.engine, tokens))
     return app
-
-
-def _page(desk: ServiceDesk, user: User) -> str:
-    """A read-only overview of what `user` sees."""
-    rows = "".join(
-        f"<tr><td>{t['id']}</td><td>{html.escape(t['state'])}</td>"
-        f"<td>{t['severity']}</td><td>{html.escape(t['device'])}</td>"
-        f"<td>{html.escape(t['title'])}</td><td>{t['occurrences']}</td></tr>"
-        for t in desk.store.list_tickets(limit=200, sites=user.sites))
-    devs = "".join(
-        f"<tr><td>{html.escape(d['site'])}/{html.escape(d['device'])}</td>"
-        f"<td>{html.escape(d['status'])}</td><td>{d['messages_total']}</td></tr>"
-        for d in desk.store.list_devices() if user.sees(d["site"]))
-    return ("<!doctype html><meta charset=utf-8><meta http-equiv=refresh content=10>"
-            "<title>fieldwatch</title><style>body{font-family:sans-serif}td,th{padding:2px 8px}"
-            "</style><h1>fieldwatch</h1><h2>Tickets</h2><table><tr><th>#</th><th>state</th>"
-            f"<th>prio</th><th>device</th><th>title</th><th>seen</th></tr>{rows}</table>"
-            "<h2>Devices</h2><table><tr><th>device</th><th>status</th><th>messages</th></tr>"
-            f"{devs}</table>")
 
 
 class HttpServer:
@@ -311,7 +288,9 @@ class HttpServer:
                                 ssl_certfile=tls_cert, ssl_keyfile=tls_key)
         if tls_cert is not None:
             config.load()  # reads the certificate and key now: a bad file fails here
-        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                                  socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         # accepted sockets inherit it (Linux): uvicorn writes a response's head and body
         # apart, and with Nagle on, the body waits out the client's delayed ACK — 40 ms

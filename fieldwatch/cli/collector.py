@@ -30,6 +30,7 @@ def run_collector(args: argparse.Namespace) -> int:
     from fieldwatch.collector.desks.routes import add_routes
     from fieldwatch.collector.service import Collector
     from fieldwatch.collector.web.accounts.store import AccountStore
+    from fieldwatch.collector.web.pages import add_pages
     from fieldwatch.config import load_config
 
     cfg = load_config(CollectorConfig, args.config)
@@ -40,6 +41,7 @@ def run_collector(args: argparse.Namespace) -> int:
         app = make_app(collector.desk, collector.stats, collector.health,
                        cfg.desk.api_tokens)
         add_routes(app, collector.integration_routes(cfg.desk.api_tokens))  # type: ignore[arg-type]
+        add_pages(app, collector.desk, rules=lambda: collector.ruleset)  # docs/desk.md
         http = serve_http(app, args.http_host or "127.0.0.1", args.http_port, args.tls_cert,
                           args.tls_key)
         http.start()

@@ -100,6 +100,7 @@ def run_up(args: argparse.Namespace) -> int:
     from fieldwatch.collector.diag.local import with_local_keys
     from fieldwatch.collector.service import Collector
     from fieldwatch.collector.tickets.config import ensure_token_file
+    from fieldwatch.collector.web.pages import add_pages
     from fieldwatch.datadir import make_private
     from fieldwatch.mqtt import broker_answers
 
@@ -143,6 +144,7 @@ def run_up(args: argparse.Namespace) -> int:
         desk_cfg = desk_cfg.model_copy(update={"api_token_file": token_file})
     app = make_app(collector.desk, collector.stats, collector.health, desk_cfg.api_tokens)
     add_routes(app, collector.integration_routes(desk_cfg.api_tokens))  # type: ignore[arg-type]
+    add_pages(app, collector.desk, rules=lambda: collector.ruleset)  # the desk (docs/desk.md)
     try:
         http = serve_http(app, http_host, http_port, tls_cert, tls_key)
     except CommandLineError:  # taken since the check above, or a bad certificate

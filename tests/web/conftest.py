@@ -154,7 +154,7 @@ def _need_browser() -> None:
         pytest.skip(missing)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # Playwright's sync API holds an event loop: not past a module
 def browser() -> Iterator[Any]:
     """Debian's Chromium, headless, through Playwright (no browser is ever downloaded)."""
     _need_browser()

@@ -1,0 +1,177 @@
+"""Fixtures of the desk pages: a real store (SQLite) behind a ServiceDesk on a fake clock, the
+whole app as `fieldwatch up` builds it plus the pages, the TEST-ONLY login stand-in
+(fake_login.py) until the accounts layer lands, and an in-test metric history."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fieldwatch.collector.alerts import TicketChange
+from fieldwatch.collector.api import HttpServer, make_app
+from fieldwatch.collector.history import Query, Series, SeriesKey
+from fieldwatch.collector.rules.loader import ruleset_from_text
+from fieldwatch.collector.rules.model import RuleSet
+from fieldwatch.collector.service_desk import ServiceDesk
+from fieldwatch.collector.stats import Stats
+from fieldwatch.collector.store.db import open_engine
+from fieldwatch.collector.store.store import BatchWrite, DeviceSeen, Store
+from fieldwatch.collector.web import User
+from fieldwatch.collector.web.pages import Pages, add_pages
+
+from fieldwatch.clock import FakeClock
+from tests.tickets.helpers import berlin, desk_policy
+from tests.web.pages.fake_login import COOKIE, TestOnlyLoginMiddleware, TestOnlyUsers
+
+NOW = berlin(2027, 3, 3, 11)  # a Wednesday, inside business hours
+API_TOKEN = "pages-test-token"
+
+RULES = """
+rules:
+  - name: disk_nearly_full
+    metric: disk.used_percent
+    labels: {mount: "/"}
+    when: value > 90
+    clear: value < 85
+    severity: P2
+    ticket: {title: "Disk {labels.mount} on {device} at {value:.0f}%", team: hardware}
+    diagnostics: [disk_usage, clear_spool]
+  - name: disk_filling
+    metric: disk.used_percent
+    when: predict_linear(6h, 24h) >= 100 and value > 50
+    severity: P3
+    ticket: {title: "Disk filling"}
+  - name: temp_out_of_range
+    metric: temp.celsius
+    when: value < 5 or value > 70
+    severity: P2
+    ticket: {title: "Temperature {value}"}
+"""
+
+USERS = (User("ada", "supervisor"), User("eng", "engineer", frozenset({"hq"})),
+         User("vic", "viewer"), User("lin", "engineer", language="zh"))
+
+
+class FixedHistory:
+    """An in-test HistoryBackend (collector/history's contract) over fixed points; metric ""
+    matches every metric, as the real backends do."""
+
+    def __init__(self) -> None:
+        self.points: dict[SeriesKey, list[tuple[float, float]]] = {}
+
+    def add(self, site: str, device: str, metric: str, points: list[tuple[float, float]],
+            **labels: str) -> SeriesKey:
+        key = SeriesKey(site, device, metric, tuple(sorted(labels.items())))
+        self.points[key] = sorted(points)
+        return key
+
+    def _matching(self, q: Query) -> list[SeriesKey]:
+        return [k for k in sorted(self.points, key=repr)
+                if (not q.metric or k.metric == q.metric)
+                and q.selector.matches_device(k.site, k.device, "")
+                and q.selector.matches_labels(dict(k.labels))]
+
+    def series(self, query: Query) -> list[SeriesKey]:
+        return [k for k in self._matching(query)
+                if any(query.start <= t <= query.end for t, _ in self.points[k])]
+
+    def query(self, query: Query) -> list[Series]:
+        out = [Series(k, [(t, v) for t, v in self.points[k] if query.start <= t <= query.end])
+               for k in self._matching(query)]
+        return [s for s in out if s.points]
+
+
+class Client:
+    """Requests to the app in-process (httpx over ASGI), as `user` (the TEST-ONLY cookie)."""
+
+    def __init__(self, app: Any, user: str | None) -> None:
+        self.app, self.user = app, user
+
+    def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        async def go() -> httpx.Response:
+            cookies = {COOKIE: self.user} if self.user else {}
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app),
+                                         base_url="http://127.0.0.1:8080",
+                                         cookies=cookies) as client:
+                return await client.request(method, path, **kw)
+
+        return asyncio.run(go())
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, body: dict[str, Any] | None = None, **kw: Any) -> httpx.Response:
+        return self.request("POST", path, json={} if body is None else body, **kw)
+
+
+@dataclass
+class Desk:
+    """The app under test and what it runs on."""
+
+    app: Any
+    desk: ServiceDesk
+    store: Store
+    clock: FakeClock
+    history: FixedHistory
+    users: TestOnlyUsers
+    pages: Pages
+    ruleset: RuleSet
+    made: dict[str, Any] = field(default_factory=dict)
+
+    def client(self, user: str | None) -> Client:
+        return Client(self.app, user)
+
+    def device(self, site: str, name: str, inventory: dict[str, Any] | None = None) -> None:
+        now = self.clock.now()
+        self.store.write(BatchWrite(devices={(site, name): DeviceSeen(
+            site, name, now, now, 1, 1, "0.1", "online", "", now, inventory)}), now)
+
+    def fire(self, rule: str, site: str, device: str, value: float, title: str,
+             severity: str = "P2", team: str | None = None, **labels: str) -> int:
+        """A rule-made ticket, as the collector opens one (its `opened` event carries the
+        triggering value)."""
+        now = self.clock.now()
+        ids = self.store.write(BatchWrite(changes=[TicketChange(
+            "fire", f"{rule}-{site}-{device}-{sorted(labels.items())}", rule, site, device,
+            labels, severity, title, "", team, value, now, now)]), now)
+        return ids[0]
+
+
+def serve(app: Any) -> HttpServer:
+    """The real server (uvicorn in a thread) on a free port, once it accepts connections."""
+    server = HttpServer(app, port=0)
+    server.start()
+    deadline = time.monotonic() + 30
+    while not server.server.started:  # bounded: uvicorn starts within a second here
+        if time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError("the HTTP server did not start within 30 s")
+        time.sleep(0.01)
+    return server
+
+
+def build(tmp_path: Path, poll_seconds: float = 0.0) -> Desk:
+    clock = FakeClock(NOW)
+    store = Store(open_engine(f"sqlite:///{tmp_path / 'desk.db'}"), desk_policy())
+    desk = ServiceDesk(store, clock)
+    users = TestOnlyUsers(*USERS)
+    history = FixedHistory()
+    ruleset = ruleset_from_text(RULES, "rules.yaml")
+    app = make_app(desk, Stats(), tokens=lambda: frozenset({API_TOKEN}))
+    pages = add_pages(app, desk, lambda: history, rules=lambda: ruleset,
+                      poll_seconds=poll_seconds, set_language=users.set_language)
+    app.add_middleware(TestOnlyLoginMiddleware, users=users)
+    return Desk(app, desk, store, clock, history, users, pages, ruleset)
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[Desk]:
+    d = build(tmp_path)
+    yield d
+    d.store.engine.dispose()
