@@ -41,6 +41,7 @@ from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.store import Store
 from fieldwatch.collector.web.accounts.passwords import Passwords
 from fieldwatch.collector.web.accounts.store import AccountStore
+from fieldwatch.collector.web.pages import add_pages
 
 from fieldwatch.clock import FakeClock
 from tests.tickets.helpers import desk_policy
@@ -112,6 +113,7 @@ def serve_desk(db: Path, clock: FakeClock | None = None) -> WebDesk:
                                  actor="seed")["id"] for site in (SITE_A, SITE_B)}
     stats = Stats()
     app = make_app(desk, stats, tokens=lambda: frozenset({SHARED_TOKEN}), accounts=accounts)
+    add_pages(app, desk, poll_seconds=0)  # the desk's pages, as `fieldwatch up` mounts them
     add_routes(app, routes(store, IntegrationsConfig(alertmanager=AlertmanagerConfig(
         enabled=False)), clock, stats, tokens=lambda: {SHARED_TOKEN}))
     server = HttpServer(app, port=0)

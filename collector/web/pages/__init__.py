@@ -85,13 +85,15 @@ def is_page(request: Request) -> bool:
 
 
 def add_error_pages(app: FastAPI, pages: Pages) -> None:
-    """Errors of page requests as pages; every other route keeps the API's JSON errors."""
+    """Errors of page requests as pages; every other route, and a page's 401 (the accounts
+    layer's handler sends it to the login form), keeps the handler the app had."""
+    before = app.exception_handlers.get(HTTPException, http_exception_handler)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         if is_page(request) and exc.status_code != 401:
             return pages.render.error(request, exc.status_code, str(exc.detail))
-        return await http_exception_handler(request, exc)
+        return await before(request, exc)  # type: ignore[no-any-return]
 
     async def invalid(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

@@ -1,6 +1,7 @@
 """Fixtures of the desk pages: a real store (SQLite) behind a ServiceDesk on a fake clock, the
 whole app as `fieldwatch up` builds it plus the pages, the TEST-ONLY login stand-in
-(fake_login.py) until the accounts layer lands, and an in-test metric history."""
+and the real accounts layer (users logged in by their own API token in-process, by the login
+form in the browser), and an in-test metric history."""
 
 from __future__ import annotations
 
@@ -23,11 +24,12 @@ from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.store import BatchWrite, DeviceSeen, Store
 from fieldwatch.collector.web import User
+from fieldwatch.collector.web.accounts.store import AccountStore
 from fieldwatch.collector.web.pages import Pages, add_pages
 
 from fieldwatch.clock import FakeClock
 from tests.tickets.helpers import berlin, desk_policy
-from tests.web.pages.fake_login import COOKIE, TestOnlyLoginMiddleware, TestOnlyUsers
+from tests.web.conftest import cheap_passwords, password_of
 
 NOW = berlin(2027, 3, 3, 11)  # a Wednesday, inside business hours
 API_TOKEN = "pages-test-token"
@@ -88,17 +90,18 @@ class FixedHistory:
 
 
 class Client:
-    """Requests to the app in-process (httpx over ASGI), as `user` (the TEST-ONLY cookie)."""
+    """Requests to the app in-process (httpx over ASGI), as the user whose API token is given
+    (None: anonymous)."""
 
-    def __init__(self, app: Any, user: str | None) -> None:
-        self.app, self.user = app, user
+    def __init__(self, app: Any, token: str | None) -> None:
+        self.app, self.token = app, token
 
     def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
         async def go() -> httpx.Response:
-            cookies = {COOKIE: self.user} if self.user else {}
+            headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app),
                                          base_url="http://127.0.0.1:8080",
-                                         cookies=cookies) as client:
+                                         headers=headers) as client:
                 return await client.request(method, path, **kw)
 
         return asyncio.run(go())
@@ -119,13 +122,18 @@ class Desk:
     store: Store
     clock: FakeClock
     history: FixedHistory
-    users: TestOnlyUsers
+    accounts: AccountStore
     pages: Pages
     ruleset: RuleSet
     made: dict[str, Any] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def add_user(self, name: str, role: str, sites: list[str], language: str = "en") -> None:
+        self.accounts.add(name, role, password_of(name), sites=sites, language=language)
+        self.tokens[name] = self.accounts.new_token(name, "test")
 
     def client(self, user: str | None) -> Client:
-        return Client(self.app, user)
+        return Client(self.app, None if user is None else self.tokens[user])
 
     def device(self, site: str, name: str, inventory: dict[str, Any] | None = None) -> None:
         now = self.clock.now()
@@ -160,14 +168,16 @@ def build(tmp_path: Path, poll_seconds: float = 0.0) -> Desk:
     clock = FakeClock(NOW)
     store = Store(open_engine(f"sqlite:///{tmp_path / 'desk.db'}"), desk_policy())
     desk = ServiceDesk(store, clock)
-    users = TestOnlyUsers(*USERS)
+    accounts = AccountStore(store.engine, cheap_passwords(), clock)
     history = FixedHistory()
     ruleset = ruleset_from_text(RULES, "rules.yaml")
-    app = make_app(desk, Stats(), tokens=lambda: frozenset({API_TOKEN}))
+    app = make_app(desk, Stats(), tokens=lambda: frozenset({API_TOKEN}), accounts=accounts)
     pages = add_pages(app, desk, lambda: history, rules=lambda: ruleset,
-                      poll_seconds=poll_seconds, set_language=users.set_language)
-    app.add_middleware(TestOnlyLoginMiddleware, users=users)
-    return Desk(app, desk, store, clock, history, users, pages, ruleset)
+                      poll_seconds=poll_seconds)
+    d = Desk(app, desk, store, clock, history, accounts, pages, ruleset)
+    for u in USERS:
+        d.add_user(u.name, u.role, ["*"] if u.sites is None else sorted(u.sites), u.language)
+    return d
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ import pytest
 from fieldwatch.collector.tickets.cases import Resolution
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
+from tests.web.conftest import password_of
 from tests.web.pages.conftest import Desk, build, serve
-from tests.web.pages.fake_login import COOKIE
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -51,9 +51,16 @@ def served(tmp_path: Path) -> Iterator[tuple[Desk, str]]:
 
 
 def login(context: BrowserContext, base: str, user: str) -> None:
-    """Log `user` in for this browser context. TEST ONLY until the accounts layer lands: the
-    stand-in's cookie (fake_login.py); with accounts, this is its login form."""
-    context.add_cookies([{"name": COOKIE, "value": user, "url": base}])
+    """Log `user` in for this browser context through the login form (the session cookie
+    stays in the context)."""
+    p = context.new_page()
+    p.goto(base + "/login")
+    p.fill("input[name=name]", user)
+    p.fill("input[name=password]", password_of(user))
+    with p.expect_navigation():
+        p.click("button[type=submit]")
+    assert "/login" not in p.url, f"{user} could not log in"
+    p.close()
 
 
 @pytest.fixture
@@ -233,7 +240,7 @@ def test_switch_to_chinese(page: Page, served: tuple[Desk, str]) -> None:
     assert page.locator("html").get_attribute("lang") == "zh-Hans"
     expect(page.locator("nav a[href='/tickets/new']")).to_have_text("电话报修")
     expect(page.locator("tbody tr").first).to_contain_text("已超时")
-    assert d.users.by_name["ada"].language == "zh"
+    assert d.accounts.user("ada").language == "zh"  # type: ignore[union-attr]
     shot(page, "queue-zh")
     page.goto(f"/tickets/{ids['phone']}")
     expect(page.locator("#head h2")).to_have_text("SLA 计时")
