@@ -8,12 +8,12 @@ objects, and a value (a device-supplied label) is text, never a template.
 
 from __future__ import annotations
 
-import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from fieldwatch.collector.desks.model import Change
+from fieldwatch.collector.rules.templates import check_template as check_fields
 from fieldwatch.collector.rules.templates import render
 
 FIELDS = frozenset({
@@ -21,7 +21,6 @@ FIELDS = frozenset({
     "team", "rule", "state", "value", "assignee", "action", "action_text", "actor", "reason",
     "step", "recipients", "oncall", "person", "channel",
 })
-_formatter = string.Formatter()
 
 
 @dataclass(frozen=True)
@@ -50,28 +49,7 @@ ACTION_TEXT: dict[str, dict[str, str]] = {
 
 def check_template(text: str) -> list[str]:
     """Problems in `text`, empty when it renders for every notification."""
-    try:
-        parts = list(_formatter.parse(text))
-    except ValueError as exc:
-        return [f"bad template: {exc} (write {{{{ and }}}} for literal braces)"]
-    problems = []
-    for _, field, spec, conversion in parts:
-        if field is None:
-            continue
-        if conversion:
-            problems.append(f"placeholder {{{field}!{conversion}}}: conversions are not allowed")
-        if field.startswith("labels."):
-            if not field[len("labels."):].isidentifier():
-                problems.append(f"placeholder {{{field}}}: write {{labels.NAME}}")
-        elif field not in FIELDS:
-            allowed = ", ".join(f"{{{f}}}" for f in sorted(FIELDS))
-            problems.append(f"unknown placeholder {{{field}}} (use {allowed} or {{labels.NAME}})")
-        if spec:
-            try:
-                format(1.0 if field == "value" else "x", spec)
-            except ValueError:
-                problems.append(f"placeholder {{{field}:{spec}}}: bad format spec")
-    return problems
+    return check_fields(text, FIELDS)
 
 
 def candidates(language: str) -> list[str]:

@@ -13,8 +13,9 @@ FIELDS = frozenset({"device", "site", "value", "rule", "metric", "severity", "re
 _formatter = string.Formatter()
 
 
-def check_template(text: str) -> list[str]:
-    """Problems in `text`, empty when it renders for every alert."""
+def check_template(text: str, fields: frozenset[str] = FIELDS) -> list[str]:
+    """Problems in `text`, empty when it renders for every alert (or, given other `fields`,
+    for everything those fields are filled from: notifications use the same grammar)."""
     problems = []
     try:
         parts = list(_formatter.parse(text))
@@ -28,8 +29,8 @@ def check_template(text: str) -> list[str]:
         if field.startswith("labels."):
             if not field[len("labels."):].isidentifier():
                 problems.append(f"placeholder {{{field}}}: write {{labels.NAME}}")
-        elif field not in FIELDS:
-            allowed = ", ".join(f"{{{f}}}" for f in sorted(FIELDS))
+        elif field not in fields:
+            allowed = ", ".join(f"{{{f}}}" for f in sorted(fields))
             problems.append(f"unknown placeholder {{{field}}} (use {allowed} or {{labels.NAME}})")
         if spec and field != "value":
             try:
