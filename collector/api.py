@@ -18,6 +18,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fieldwatch.collector.api_silences import silence_routes
 from fieldwatch.collector.diag.api import routes as diag_routes
+from fieldwatch.collector.history import HistoryBackend
+from fieldwatch.collector.history.api import history_routes
+from fieldwatch.collector.history.query import EmbeddedHistory
 from fieldwatch.collector.service_desk import ServiceDesk
 from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.store import Store
@@ -101,13 +104,18 @@ assert set(CLOSE_REASONS) == {"fixed", "verified", "wont_fix", "duplicate"}
 
 def make_app(desk: ServiceDesk | Store, stats: Stats,
              health: Callable[[], dict[str, object]] | None = None,
-             tokens: Callable[[], frozenset[str]] = frozenset) -> FastAPI:
+             tokens: Callable[[], frozenset[str]] = frozenset,
+             history: Callable[[], HistoryBackend] | None = None) -> FastAPI:
     """The app; `tokens` is asked on each request, so a rotated token works without restart.
+    `history` gives the metrics routes their backend (default: the embedded store).
 
     Given a bare Store (older callers), the desk runs on the system clock.
     """
     if isinstance(desk, Store):
         desk = ServiceDesk(desk, SystemClock())
+    if history is None:
+        embedded = EmbeddedHistory(desk.store.engine, clock=desk.clock)
+        history = lambda: embedded  # noqa: E731
     bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <token>")
 
     def auth(cred: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
@@ -220,6 +228,7 @@ def make_app(desk: ServiceDesk | Store, stats: Stats,
     # Routes of other areas, as Starlette routes (not in this OpenAPI spec, own auth rules).
     app.router.routes.extend(diag_routes(desk.store.engine, tokens))  # approvals, diagnostics
     app.router.routes.extend(silence_routes(desk.store.engine, tokens))
+    app.router.routes.extend(history_routes(history, tokens, desk.clock))  # metric history
     return app
 
 

@@ -18,6 +18,7 @@ from fieldwatch.cli import (
     deadletter,
     devices,
     diag,
+    metrics,
     outbox,
     report,
     rules,
@@ -29,7 +30,7 @@ from fieldwatch.cli import (
 from fieldwatch.errors import ConfigError, FieldwatchError, LocatedError
 
 GROUPS = (up, agent, collector, tickets, devices, rules, diag, snmp, silences, outbox, report,
-          deadletter)
+          deadletter, metrics)
 
 
 def build_parser() -> argparse.ArgumentParser:

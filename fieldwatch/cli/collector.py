@@ -34,7 +34,7 @@ def run_collector(args: argparse.Namespace) -> int:
     http = None
     if args.http_port is not None:
         app = make_app(collector.desk, collector.stats, collector.health,
-                       cfg.desk.api_tokens)
+                       cfg.desk.api_tokens, history=collector.history_backend)
         add_routes(app, collector.integration_routes(cfg.desk.api_tokens))  # type: ignore[arg-type]
         http = HttpServer(app, port=args.http_port)
         http.start()

@@ -88,7 +88,8 @@ def run_up(args: argparse.Namespace) -> int:
     desk_cfg = collector.cfg.desk
     if desk_cfg.api_token_file is None:
         desk_cfg = desk_cfg.model_copy(update={"api_token_file": token_file})
-    app = make_app(collector.desk, collector.stats, collector.health, desk_cfg.api_tokens)
+    app = make_app(collector.desk, collector.stats, collector.health, desk_cfg.api_tokens,
+                   history=collector.history_backend)
     add_routes(app, collector.integration_routes(desk_cfg.api_tokens))  # type: ignore[arg-type]
     http = HttpServer(app, port=http_port)
     agent = Agent(msgspec.structs.replace(acfg, broker=link, state_dir=data / "agent"))
