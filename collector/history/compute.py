@@ -136,3 +136,11 @@ def _from_5m(conn: sa.Connection, hour: int, sids: list[int]) -> dict[int, Agg]:
                 t.series_id.in_(sids), t.bucket >= hour, t.bucket < hour + HOUR)):
         parts.setdefault(int(sid), []).append((float(b), Agg(mn, mx, sm, int(n), last)))
     return {sid: combine(p) for sid, p in parts.items()}
+
+
+def queued(engine: sa.Engine) -> dict[str, int]:
+    """Buckets waiting in the rollup queue, per level name (for tests and operators)."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(rollup_queue.c.level, sa.func.count())
+                            .group_by(rollup_queue.c.level)).all()
+    return {{0: "5m", 1: "1h"}[int(level)]: int(n) for level, n in rows}

@@ -79,8 +79,9 @@ def parse_selector(text: str) -> tuple[str, Selector]:
                 pos += 1
             elif pos >= len(text) or text[pos] != "}":
                 raise _fail(text, pos, "expected ',' or '}'")
-    if text[pos:].strip():
-        raise _fail(text, pos, f"unexpected {text[pos:].strip()[:20]!r} after the selector")
+    pos = _SPACE.match(text, pos).end()  # type: ignore[union-attr]
+    if pos < len(text):
+        raise _fail(text, pos, f"unexpected {text[pos:pos + 20]!r} after the selector")
     return metric, Selector(labels, device.get("device"), device.get("site"), device.get("type"))
 
 
