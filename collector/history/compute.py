@@ -111,7 +111,7 @@ def series_points(conn: sa.Connection, devices: list[int], start: float, end: fl
     rows = conn.execute(sa.select(samples.c.ts, samples.c.set_id, samples.c.vals).where(
         samples.c.device_id.in_(devices), samples.c.ts >= start,
         samples.c.ts <= end if end_inclusive else samples.c.ts < end)
-        .order_by(samples.c.ts, samples.c.set_id)).all()
+        .order_by(samples.c.ts, samples.c.set_id)).all()  # all(): fetchall, not row by row
     sets = {int(i): json.loads(ids) for i, ids in conn.execute(
         sa.select(series_sets.c.id, series_sets.c.series).where(
             series_sets.c.id.in_({r[1] for r in rows})))} if rows else {}

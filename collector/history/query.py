@@ -186,26 +186,30 @@ class EmbeddedHistory:
         width = WIDTHS[res]
         c = (rollups_5m if res == "5m" else rollups_1h).c
         first = bucket_of(q.start, width)
-        rows: dict[int, list[tuple[float, Agg]]] = {sid: [] for sid in keys}
-        for sid, b, mn, mx, s, n, last in conn.execute(
+        # plain tuples (bucket, min, max, sum, count, last): a 7-day range is 2016 rows
+        rows: dict[int, list[tuple[Any, ...]]] = {sid: [] for sid in keys}
+        for sid, *row in conn.execute(
                 sa.select(c.series_id, c.bucket, c.min, c.max, c.sum, c.count, c.last).where(
                     c.series_id.in_(list(keys)), c.bucket >= first, c.bucket <= q.end)
-                .order_by(c.series_id, c.bucket)):
-            rows[int(sid)].append((float(b), Agg(mn, mx, s, int(n), last)))
+                .order_by(c.series_id, c.bucket)).all():
+            rows[sid].append(row)
         # the buckets not rolled up yet (the open one, the settling ones): from raw, alike
-        tail_from = {sid: r[-1][0] + width if r else float(first) for sid, r in rows.items()}
+        tail_from = {sid: r[-1][0] + width if r else first for sid, r in rows.items()}
         start = min(tail_from.values())
         if start <= q.end:
             raw = series_points(conn, [dev], start, q.end, wanted=keys)
             for sid, pts in raw.items():
                 tail = rollup((p for p in pts if p[0] >= tail_from[sid]), width)
-                rows[sid] += [(float(b), tail[b]) for b in sorted(tail)]
+                rows[sid] += [(b, a.min, a.max, a.sum, a.count, a.last)
+                              for b, a in sorted(tail.items())]
         out = []
         for sid, k in keys.items():
-            pts = rows[sid]
+            r = rows[sid]
             if q.step is not None and q.step > width:
-                pts = by_step(pts, q.step)
-            out.append(_series(k, pts, res))
+                out.append(_series(k, by_step(((b, Agg(*x)) for b, *x in r), q.step), res))
+            else:
+                out.append(Series(k, [(float(x[0]), x[3] / x[4]) for x in r], res,
+                                  [x[1] for x in r], [x[2] for x in r]))
         return out
 
 

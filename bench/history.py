@@ -1,0 +1,246 @@
+"""The embedded metric history: ingest cost, disk per sample and per rollup point, query time.
+
+1. Collector ingest with history on and off, in the same run (alternating, `--rounds` each):
+   the backlog of bench/ingest.py (N devices × C cycles of one 50-sample message) drained from
+   a private Mosquitto by the real collector on SQLite. Goal: on ≥ 0.8 × off.
+2. Disk: the raw rows and the rollups of that run (rolled up once the buckets settled),
+   measured with SQLite's dbstat (tables and their indexes), per sample and per rollup point,
+   and what one device at a 10 s interval costs per day.
+3. Query: `--query-devices` × 50 series in the series table with 7 days of 5 min rollups for
+   `--rollup-devices` of them and the last 10 minutes raw for all, generated directly in the
+   database; then `--queries` 7-day queries of one series (the range reads 5 min rollups and
+   the unrolled tail from raw) through EmbeddedHistory.query, p50/p95/p99. A second, smaller
+   store shows how the time scales with the rows stored.
+
+    python bench/history.py [--devices 1000] [--cycles 20] [--rounds 2]
+                            [--query-devices 10000] [--rollup-devices 200] [--queries 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sqlite3
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import _servers  # noqa: F401 - the repo root on sys.path
+from fieldwatch.collector.config import CollectorConfig
+from fieldwatch.collector.history import Query
+from fieldwatch.collector.history.compute import roll_up
+from fieldwatch.collector.history.config import HistoryConfig
+from fieldwatch.collector.history.ingest import labels_json, pack
+from fieldwatch.collector.history.query import EmbeddedHistory
+from fieldwatch.collector.history.rollup import FIVE_MIN, SETTLE, Horizons
+from fieldwatch.collector.history.selector import parse_selector
+from fieldwatch.collector.service import Collector
+from fieldwatch.collector.store.db import open_engine
+from ingest import SAMPLES, payloads, publish_all, synthetic_rules
+
+from fieldwatch.cli.up import default_rules_dir
+from fieldwatch.clock import FakeClock
+from fieldwatch.config import BrokerConfig
+from tests.servers import Mosquitto
+
+DAY = 86400.0
+H = Horizons(2 * DAY, 90 * DAY, 730 * DAY)
+
+
+def ingest_rate(root: Path, port: int, messages: list[tuple[str, bytes]], history: bool,
+                name: str) -> dict[str, Any]:
+    """bench/ingest.py's collector run, with history on or off; the database is kept."""
+    synthetic_rules(root / "synthetic.yaml")
+    cfg = CollectorConfig(broker=BrokerConfig(port=port), client_id=f"bench-{name}",
+                          rules=[default_rules_dir(), root / "synthetic.yaml"],
+                          db=f"sqlite:///{root / name}.db",
+                          history=HistoryConfig(enabled=history))
+    first = Collector(cfg)  # create the persistent session, then go offline
+    first.start()
+    deadline = time.monotonic() + 10
+    while not first.ingest.connected.is_set() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    first.stop()
+    publish_all(port, messages)
+    collector = Collector(cfg)
+    t0 = time.perf_counter()
+    collector.start()
+    limit = time.monotonic() + 600
+    while collector.stats.get("stored_total") < len(messages) and time.monotonic() < limit:
+        time.sleep(0.005)
+    elapsed = time.perf_counter() - t0
+    stats = collector.stats
+    collector.stop()
+    return {"samples_per_s": stats.get("samples_total") / elapsed,
+            "history_samples": stats.get("history_samples_total"),
+            "stored": stats.get("stored_total"), "db": root / f"{name}.db"}
+
+
+def sizes(db: Path) -> dict[str, int]:
+    """Bytes per table, its indexes included (dbstat)."""
+    conn = sqlite3.connect(db)
+    try:
+        names = dict(conn.execute("SELECT name, tbl_name FROM sqlite_schema "
+                                  "WHERE type IN ('table', 'index')").fetchall())
+        out: dict[str, int] = {}
+        for name, size in conn.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name"):
+            table = names.get(name, name)
+            out[table] = out.get(table, 0) + int(size)
+        return out
+    finally:
+        conn.close()
+
+
+def count(db: Path, table: str) -> int:
+    conn = sqlite3.connect(db)
+    try:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608
+    finally:
+        conn.close()
+
+
+def disk(db: Path, samples_stored: int, newest: float) -> dict[str, Any]:
+    engine = open_engine(f"sqlite:///{db}")
+    roll_up(engine, newest + 2 * 3600 + SETTLE, H)  # every bucket settled: roll all up
+    engine.dispose()
+    size = sizes(db)
+    raw_rows = count(db, "samples")
+    points = count(db, "rollups_5m") + count(db, "rollups_1h")
+    kept = samples_stored / raw_rows  # per message: its 50 samples and the 3 agent.* ones
+    per_row = size["samples"] / raw_rows
+    per_point = (size["rollups_5m"] + size["rollups_1h"]) / points
+    per_message = size["messages"] / count(db, "messages")
+    rows_day = 86400 / 10  # one message per device every 10 s
+    return {
+        "raw_bytes_per_sample": round(per_row / kept, 2), "raw_bytes_per_row": round(per_row),
+        "raw_rows": raw_rows, "raw_samples": samples_stored,
+        "rollup_bytes_per_point": round(per_point, 1), "rollup_points": points,
+        "messages_bytes_per_sample": round(per_message / SAMPLES, 1),
+        "per_device_day_bytes": {
+            "raw": round(per_row * rows_day),
+            "rollups_5m": round(per_point * kept * 288),
+            "rollups_1h": round(per_point * kept * 24),
+            "messages": round(per_message * rows_day)},
+        "per_device_kept_bytes": {  # at the default horizons
+            "raw_2d": round(per_row * rows_day * 2),
+            "rollups_5m_90d": round(per_point * kept * 288 * 90),
+            "rollups_1h_730d": round(per_point * kept * 24 * 730)},
+    }
+
+
+def generate(db: Path, devices: int, rolled: int, now: float, rng: random.Random) -> None:
+    """`devices` × 50 series; 7 days of 5 min rollups for the first `rolled` devices, the last
+    10 minutes raw (a row every 10 s) for all. Written directly with sqlite3, in key order."""
+    open_engine(f"sqlite:///{db}").dispose()  # the schema
+    first5 = int((now - 7 * DAY) // FIVE_MIN) * FIVE_MIN
+    raw_start = now - 600
+    labels = labels_json({"unit": "1"})
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=OFF")
+    for d0 in range(0, devices, 500):
+        part = range(d0, min(d0 + 500, devices))
+        conn.execute("BEGIN")
+        conn.executemany("INSERT INTO history_devices (id, site, device) VALUES (?, ?, ?)",
+                         [(d + 1, "bench", f"dev-{d}") for d in part])
+        conn.executemany(
+            "INSERT INTO series (id, key_hash, device_id, site, device, metric, labels, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(d * SAMPLES + i + 1, f"{d:08x}{i:032x}", d + 1, "bench", f"dev-{d}",
+              f"synthetic.m{i}", labels, now) for d in part for i in range(SAMPLES)])
+        conn.executemany(
+            "INSERT INTO series_sets (id, key_hash, device_id, series) VALUES (?, ?, ?, ?)",
+            [(d + 1, f"{d:040x}", d + 1,
+              json.dumps(list(range(d * SAMPLES + 1, (d + 1) * SAMPLES + 1)))) for d in part])
+        conn.executemany(
+            "INSERT INTO samples (device_id, ts, set_id, vals) VALUES (?, ?, ?, ?)",
+            [(d + 1, raw_start + k * 10, d + 1, pack([rng.random() * 100] * SAMPLES))
+             for d in part for k in range(60)])
+        conn.execute("COMMIT")
+    buckets = [first5 + k * FIVE_MIN for k in range(int((raw_start - first5) // FIVE_MIN))]
+    for s0 in range(1, rolled * SAMPLES + 1, 200):
+        conn.execute("BEGIN")
+        conn.executemany(
+            "INSERT INTO rollups_5m (series_id, bucket, min, max, sum, count, last) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(sid, b, v - 1, v + 1, v * 30, 30, v)
+             for sid in range(s0, min(s0 + 200, rolled * SAMPLES + 1)) for b in buckets
+             for v in (rng.random() * 100,)])
+        conn.execute("COMMIT")
+    conn.close()
+
+
+def query_times(db: Path, devices: int, rolled: int, n: int, now: float,
+                rng: random.Random) -> dict[str, Any]:
+    engine = open_engine(f"sqlite:///{db}", create=False)
+    backend = EmbeddedHistory(engine, H, FakeClock(now))
+    times, points = [], []
+    for _ in range(n):
+        d, i = rng.randrange(rolled), rng.randrange(SAMPLES)
+        metric, sel = parse_selector(f'synthetic.m{i}{{device="dev-{d}"}}')
+        t = time.perf_counter()
+        [s] = backend.query(Query(metric, sel, now - 7 * DAY, now))
+        times.append(time.perf_counter() - t)
+        points.append(len(s.points))
+    engine.dispose()
+    times.sort()
+    q = statistics.quantiles(times, n=100)
+    return {"p50_ms": round(q[49] * 1000, 2), "p95_ms": round(q[94] * 1000, 2),
+            "p99_ms": round(q[98] * 1000, 2), "points": points[0],
+            "rollup_rows": count(db, "rollups_5m"), "raw_rows": count(db, "samples"),
+            "series": count(db, "series"), "db_bytes": db.stat().st_size}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--devices", type=int, default=1000)
+    ap.add_argument("--cycles", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--query-devices", type=int, default=10_000)
+    ap.add_argument("--rollup-devices", type=int, default=200)
+    ap.add_argument("--queries", type=int, default=200)
+    args = ap.parse_args()
+    rng = random.Random(13)
+    messages = payloads(args.devices, args.cycles)
+    newest = time.time()
+    out: dict[str, Any] = {"bench": "history", "devices": args.devices, "cycles": args.cycles,
+                           "samples_per_message": SAMPLES}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        broker = Mosquitto(root / "mosquitto", persistence=False).start()
+        runs: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
+        try:
+            for r in range(args.rounds):
+                for mode in ("off", "on"):
+                    runs[mode].append(ingest_rate(root, broker.port, messages, mode == "on",
+                                                  f"{mode}{r}"))
+        finally:
+            broker.stop()
+        on = [x["samples_per_s"] for x in runs["on"]]
+        off = [x["samples_per_s"] for x in runs["off"]]
+        out["ingest"] = {"off_samples_per_s": [round(x) for x in off],
+                         "on_samples_per_s": [round(x) for x in on],
+                         "on_vs_off": round(statistics.median(on) / statistics.median(off), 3)}
+        last = runs["on"][-1]
+        out["disk"] = disk(last["db"], last["history_samples"], newest)
+        now = float(int(time.time()) // FIVE_MIN * FIVE_MIN)
+        q: dict[str, Any] = {}
+        for label, devices, rolled in (("small", args.query_devices // 10,
+                                        max(1, args.rollup_devices // 10)),
+                                       ("large", args.query_devices, args.rollup_devices)):
+            db = root / f"query-{label}.db"
+            t = time.perf_counter()
+            generate(db, devices, rolled, now, rng)
+            q[label] = {"devices": devices, "devices_with_7d_rollups": rolled,
+                        "generate_s": round(time.perf_counter() - t, 1),
+                        **query_times(db, devices, rolled, args.queries, now, rng)}
+            db.unlink()
+        out["query_7d_one_series"] = q
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
