@@ -41,15 +41,15 @@ series = sa.Table(
     sa.Column("metric", sa.Text, nullable=False),
     sa.Column("labels", sa.Text, nullable=False),  # canonical JSON: keys sorted, compact
     sa.Column("created_at", sa.Float, nullable=False),
-    sa.Index("ix_series_metric", "metric", "site", "device"),
-    sa.Index("ix_series_device", "device_id"),
+    sa.Index("ix_series_metric", "metric", "device"),  # a query: a metric, often a device
+    sa.Index("ix_series_device", "device"),  # a listing: a device's series
 )
 
 series_sets = sa.Table(
     "series_sets", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("key_hash", sa.String(40), nullable=False, unique=True),
-    sa.Column("device_id", sa.Integer, nullable=False, index=True),
+    sa.Column("device_id", sa.Integer, nullable=False),
     sa.Column("series", sa.Text, nullable=False),  # JSON list of series ids, in value order
 )
 
