@@ -54,21 +54,29 @@ def resolve(engine: sa.Engine, rows: SampleRows, now: float) -> None:
                 for d in devs.values()})
             for d in devs.values():
                 d.id = ids[(d.site, d.device)]
-        memos = {id(m): (d, m) for d, s in shapes.values() for m in s.series if m.id is None}
+        # one series may have several memos (the same labels in another order)
+        memos: dict[tuple[str], list[tuple[DeviceMemo, SeriesMemo]]] = {}
+        for d, s in shapes.values():
+            for m in s.series:
+                if m.id is None:
+                    memos.setdefault((key_hash(m.key),), []).append((d, m))
         if memos:
-            wanted = {(key_hash(m.key),): (d, m) for d, m in memos.values()}
             ids = _ids(conn, series, ("key_hash",), {
-                k: _series_row(d, m, now) for k, (d, m) in wanted.items()})
-            for k, (_, m) in wanted.items():
-                m.id = ids[k]
-        if shapes:
-            sets = {(_set_hash(d, s),): (d, s) for d, s in shapes.values()}
+                k: _series_row(*dm[0], now) for k, dm in memos.items()})
+            for k, dm in memos.items():
+                for _, m in dm:
+                    m.id = ids[k]
+        if shapes:  # again, two shapes may hold one set
+            sets: dict[tuple[str], list[tuple[DeviceMemo, Shape]]] = {}
+            for d, s in shapes.values():
+                sets.setdefault((_set_hash(d, s),), []).append((d, s))
             ids = _ids(conn, series_sets, ("key_hash",), {
-                k: {"key_hash": k[0], "device_id": d.id,
-                    "series": json.dumps([m.id for m in s.series])}
-                for k, (d, s) in sets.items()})
-            for k, (_, s) in sets.items():
-                s.id = ids[k]
+                k: {"key_hash": k[0], "device_id": ds[0][0].id,
+                    "series": json.dumps([m.id for m in ds[0][1].series])}
+                for k, ds in sets.items()})
+            for k, ds in sets.items():
+                for _, s in ds:
+                    s.id = ids[k]
 
 
 def _ids(conn: sa.Connection, table: sa.Table, unique: tuple[str, ...],

@@ -100,3 +100,20 @@ def test_collectors_meeting_a_new_series_together_share_its_row(pg_url: str) -> 
     assert counts == [1, 300, 1]
     for e in engines:
         e.dispose()
+
+
+def test_one_series_met_with_its_labels_in_another_order_is_one_series(store: Store) -> None:
+    """Two kinds of message in one batch, the labels of `m` written in either order: one
+    series, every row stored under a set the store knows."""
+    clock = FakeClock(T0)
+    ab, ba = {"a": "1", "b": "2"}, {"b": "2", "a": "1"}
+    msgs = [wire.Metrics(device="x", site="s", seq=1, ts=T0, samples=[
+                wire.Sample("m", 1.0, ab), wire.Sample("x", 0.0)]),
+            wire.Metrics(device="x", site="s", seq=2, ts=T0 + 10, samples=[
+                wire.Sample("m", 2.0, ba), wire.Sample("y", 0.0)])]
+    feed(worker(store, clock), clock, msgs)
+    [m] = EmbeddedHistory(store.engine, H, clock).query(q("m", T0 - 1, T0 + 60))
+    assert m.points == [(T0, 1.0), (T0 + 10, 2.0)] and dict(m.key.labels) == ab
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(series).where(
+            series.c.metric == "m")).scalar_one() == 1
