@@ -15,6 +15,7 @@
 
     python bench/history.py [--devices 1000] [--cycles 20] [--rounds 2]
                             [--query-devices 10000] [--rollup-devices 200] [--queries 200]
+                            [--pg postgresql+psycopg://postgres@127.0.0.1/test]
 """
 
 from __future__ import annotations
@@ -133,6 +134,53 @@ def disk(db: Path, samples_stored: int, newest: float) -> dict[str, Any]:
     }
 
 
+def pg_disk(url: str, messages: list[tuple[str, bytes]], newest: float) -> dict[str, Any]:
+    """The same messages through the collector's worker into PostgreSQL: bytes per raw sample
+    and per rollup point there (pg_total_relation_size: table, TOAST and indexes)."""
+    import queue
+
+    import sqlalchemy as sa
+    from fieldwatch.collector.ingest import Received
+    from fieldwatch.collector.pipeline import Worker
+    from fieldwatch.collector.rules.engine import Engine
+    from fieldwatch.collector.rules.model import RuleSet
+    from fieldwatch.collector.stats import Stats
+    from fieldwatch.collector.store.store import Store
+
+    from fieldwatch import wire
+
+    name = f"fw_bench_history_{int(time.time())}"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        store = Store(open_engine(url.rsplit("/", 1)[0] + f"/{name}"))
+        clock = FakeClock(newest)
+        w = Worker(queue.Queue(), store, Engine(RuleSet()), clock, Stats())
+        items = [Received(wire.decode(p), p, newest) for _, p in messages]
+        for i in range(0, len(items), 2000):
+            w.process(items[i:i + 2000])
+        roll_up(store.engine, newest + 2 * 3600 + SETTLE, H)
+        with store.engine.connect() as conn:
+            conn.execute(sa.text("ANALYZE"))
+            size = {t: int(conn.execute(sa.text(f"SELECT pg_total_relation_size('{t}')"))
+                           .scalar_one()) for t in ("samples", "rollups_5m", "rollups_1h",
+                                                    "messages")}
+            points = sum(int(conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one())
+                         for t in ("rollups_5m", "rollups_1h"))
+        n = w.stats.get("history_samples_total")
+        store.engine.dispose()
+        return {"raw_bytes_per_sample": round(size["samples"] / n, 2),
+                "rollup_bytes_per_point": round((size["rollups_5m"] + size["rollups_1h"])
+                                                / points, 1),
+                "messages_bytes_per_sample": round(size["messages"] / len(messages) / SAMPLES,
+                                                   1)}
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def generate(db: Path, devices: int, rolled: int, now: float, rng: random.Random) -> None:
     """`devices` × 50 series; 7 days of 5 min rollups for the first `rolled` devices, the last
     10 minutes raw (a row every 10 s) for all. Written directly with sqlite3, in key order."""
@@ -206,6 +254,8 @@ def main() -> None:
     ap.add_argument("--query-devices", type=int, default=10_000)
     ap.add_argument("--rollup-devices", type=int, default=200)
     ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--pg", default=None, help="also measure disk on this PostgreSQL "
+                    "(postgresql+psycopg://user@host/db; a scratch database is made and dropped)")
     args = ap.parse_args()
     rng = random.Random(13)
     messages = payloads(args.devices, args.cycles)
@@ -237,6 +287,8 @@ def main() -> None:
                                                    / statistics.median(cpu_on), 3)}
         last = runs["on"][-1]
         out["disk"] = disk(last["db"], last["history_samples"], newest)
+        if args.pg:
+            out["disk_postgresql"] = pg_disk(args.pg, messages, newest)
         now = float(int(time.time()) // FIVE_MIN * FIVE_MIN)
         q: dict[str, Any] = {}
         for label, devices, rolled in (("small", args.query_devices // 10,
