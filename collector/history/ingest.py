@@ -83,11 +83,11 @@ class Ref:
 
 
 class SeriesMemo(Ref):
-    __slots__ = ("key",)
+    __slots__ = ("key", "hash", "labels")
 
-    def __init__(self, key: SeriesKey) -> None:
+    def __init__(self, key: SeriesKey, hash_: str, labels: str) -> None:
         super().__init__()
-        self.key = key
+        self.key, self.hash, self.labels = key, hash_, labels  # key_hash, labels_json: once
 
 
 class Shape(Ref):
@@ -212,7 +212,7 @@ def _series(site: str, device: str, metric: str, labels: Mapping[str, str]
     if len(text) > KEY_MAX or "\x00" in "".join((site, device, metric, *labels, *labels.values())):
         return None
     try:
-        text.encode()
+        raw = text.encode()
     except UnicodeEncodeError:  # a lone surrogate: no database stores it as text
         return None
-    return SeriesMemo(key)
+    return SeriesMemo(key, hashlib.sha1(raw).hexdigest(), labels_json(labels))

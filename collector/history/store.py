@@ -21,8 +21,6 @@ from fieldwatch.collector.history.ingest import (
     SampleRows,
     SeriesMemo,
     Shape,
-    key_hash,
-    labels_json,
 )
 from fieldwatch.collector.history.rollup import FIVE_MIN, SETTLE
 from fieldwatch.collector.history.schema import (
@@ -59,7 +57,7 @@ def resolve(engine: sa.Engine, rows: SampleRows, now: float) -> None:
         for d, s in shapes.values():
             for m in s.series:
                 if m.id is None:
-                    memos.setdefault((key_hash(m.key),), []).append((d, m))
+                    memos.setdefault((m.hash,), []).append((d, m))
         if memos:
             ids = _ids(conn, series, ("key_hash",), {
                 k: _series_row(*dm[0], now) for k, dm in memos.items()})
@@ -81,25 +79,33 @@ def resolve(engine: sa.Engine, rows: SampleRows, now: float) -> None:
 
 def _ids(conn: sa.Connection, table: sa.Table, unique: tuple[str, ...],
          rows: dict[tuple[Any, ...], dict[str, Any]]) -> dict[tuple[Any, ...], int]:
-    """Insert rows missing by their unique key, then read every row's id."""
+    """Every row's id by its unique key: read, insert what is missing (a collector restarting
+    finds all of them), read those."""
     ins = dialect_insert(conn)(table).on_conflict_do_nothing(index_elements=list(unique))
     cols = [table.c[n] for n in unique]
     keys = sorted(rows)  # one lock order for every collector
     out: dict[tuple[Any, ...], int] = {}
-    for i in range(0, len(keys), _CHUNK):
-        part = keys[i:i + _CHUNK]
-        conn.execute(ins, [rows[k] for k in part])
+
+    def read(part: list[tuple[Any, ...]]) -> None:
         cond = (cols[0].in_([k[0] for k in part]) if len(cols) == 1
                 else sa.tuple_(*cols).in_(part))
-        for r in conn.execute(sa.select(table.c.id, *cols).where(cond)):
+        for r in conn.execute(sa.select(table.c.id, *cols).where(cond)).all():
             out[tuple(r[1:])] = int(r[0])
+
+    for i in range(0, len(keys), _CHUNK):
+        part = keys[i:i + _CHUNK]
+        read(part)
+        missing = [k for k in part if k not in out]
+        if missing:
+            conn.execute(ins, [rows[k] for k in missing])
+            read(missing)
     return out
 
 
 def _series_row(d: DeviceMemo, m: SeriesMemo, now: float) -> dict[str, Any]:
     k = m.key
-    return {"key_hash": key_hash(k), "device_id": d.id, "site": k.site, "device": k.device,
-            "metric": k.metric, "labels": labels_json(dict(k.labels)), "created_at": now}
+    return {"key_hash": m.hash, "device_id": d.id, "site": k.site, "device": k.device,
+            "metric": k.metric, "labels": m.labels, "created_at": now}
 
 
 def _set_hash(d: DeviceMemo, s: Shape) -> str:
