@@ -24,6 +24,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fieldwatch.collector.api_guard import MAX_BODY, HttpGuard
 from fieldwatch.collector.api_silences import silence_routes
 from fieldwatch.collector.diag.api import routes as diag_routes
+from fieldwatch.collector.history import HistoryBackend
+from fieldwatch.collector.history.api import history_routes
+from fieldwatch.collector.history.query import EmbeddedHistory
 from fieldwatch.collector.metrics_exposition import CONTENT_TYPE, exposition
 from fieldwatch.collector.service_desk import ServiceDesk
 from fieldwatch.collector.stats import Stats
@@ -129,11 +132,13 @@ def make_app(desk: ServiceDesk | Store, stats: Stats,
              health: Callable[[], dict[str, object]] | None = None,
              tokens: Callable[[], frozenset[str]] = frozenset,
              max_body: int = MAX_BODY, accounts: AccountStore | None = None,
-             session_ttl: float = TTL) -> FastAPI:
+             session_ttl: float = TTL,
+             history: Callable[[], HistoryBackend] | None = None) -> FastAPI:
     """The app; `tokens` (the shared API tokens, the admin `api-token`) is asked on each
     request, so a rotated token works without restart; `accounts`: the desk users (default:
     in the desk's database, on its clock). Routes added later (`desks.routes.add_routes`) are
-    behind the same HttpGuard and accounts middleware.
+    behind the same HttpGuard and accounts middleware. `history` gives the metrics routes
+    their backend (default: the embedded store).
 
     Given a bare Store (older callers), the desk runs on the system clock.
     """
@@ -141,6 +146,9 @@ def make_app(desk: ServiceDesk | Store, stats: Stats,
         desk = ServiceDesk(desk, SystemClock())
     accounts = accounts or AccountStore(desk.store.engine, clock=desk.clock)
     sessions = Sessions(accounts, session_ttl)
+    if history is None:
+        embedded = EmbeddedHistory(desk.store.engine, clock=desk.clock)
+        history = lambda: embedded  # noqa: E731
     bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <token> (a "
                         "user's token, or the shared desk.api_token_file one)")
 
@@ -268,6 +276,7 @@ def make_app(desk: ServiceDesk | Store, stats: Stats,
     app.router.routes.extend(account_routes(sessions, stats))  # /login, /logout, /api/v1/me
     app.router.routes.extend(diag_routes(desk.store.engine, tokens))  # approvals, diagnostics
     app.router.routes.extend(silence_routes(desk.store.engine, tokens))
+    app.router.routes.extend(history_routes(history, tokens, desk.clock))  # metric history
     return app
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fieldwatch.collector.desks.config import IntegrationsConfig
 from fieldwatch.collector.diag.config import CollectorDiagConfig
+from fieldwatch.collector.history.config import HistoryConfig
 from fieldwatch.collector.history.remote_config import RemoteQueryConfig, RemoteWriteList
 from fieldwatch.collector.notify.config import NotificationsConfig
 from fieldwatch.collector.tickets.config import DeskConfig
@@ -26,7 +27,8 @@ class CollectorConfig(StrictModel):
     batch_max: int = Field(2000, gt=0)  # messages per storage transaction
     batch_wait: Duration = 0.0  # linger for more messages when the queue runs dry
     queue_max: int = Field(50_000, gt=0)  # decoded messages waiting; full = backpressure
-    keep_raw_for: Duration = 7 * 86400.0  # metric history kept for backtests and audits
+    keep_raw_for: Duration = 7 * 86400.0  # raw messages (metrics, events) kept for audits
+    history: HistoryConfig = HistoryConfig()  # the embedded metric history (docs/history.md)
     desk: DeskConfig = DeskConfig()  # service desk: SLA, teams, escalation webhook, API tokens
     diag: CollectorDiagConfig = CollectorDiagConfig()  # remote diagnostics
     integrations: IntegrationsConfig = IntegrationsConfig()  # desks, Alertmanager, email

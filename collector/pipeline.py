@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 from fieldwatch.collector.alerts import TicketChange, plan
+from fieldwatch.collector.history.config import HistoryConfig
+from fieldwatch.collector.history.ingest import Recorder, SampleRows
 from fieldwatch.collector.ingest import Received
 from fieldwatch.collector.rules.engine import Engine, EngineState, Transition
 from fieldwatch.collector.rules.model import Silence
@@ -37,12 +39,13 @@ log = logging.getLogger(__name__)
 
 
 Sequences = dict[tuple[str, str], SeqState]
+DEFAULT_HISTORY = HistoryConfig()  # the worker keeps metric history unless told otherwise
 
 
 def prepare(items: Sequence[Received], engine: Engine, state: EngineState,
-            sequences: Sequences | None = None) -> BatchWrite:
+            sequences: Sequences | None = None, recorder: Recorder | None = None) -> BatchWrite:
     """The store write for a batch (muted alerts left out: see `prepare_all`)."""
-    return prepare_all(items, engine, state, sequences)[0]
+    return prepare_all(items, engine, state, sequences, recorder)[0]
 
 
 def split_muted(changes: list[TicketChange]) -> tuple[list[TicketChange], list[TicketChange]]:
@@ -53,11 +56,13 @@ def split_muted(changes: list[TicketChange]) -> tuple[list[TicketChange], list[T
 
 
 def prepare_all(items: Sequence[Received], engine: Engine, state: EngineState,
-                sequences: Sequences | None = None) -> tuple[BatchWrite, list[TicketChange]]:
+                sequences: Sequences | None = None, recorder: Recorder | None = None
+                ) -> tuple[BatchWrite, list[TicketChange]]:
     """`sequences` (per device, kept by the caller across batches) drops duplicate metrics
-    messages and accounts for gaps; rules see that as `agent.samples_missing` etc."""
+    messages and accounts for gaps; rules see that as `agent.samples_missing` etc.
+    `recorder` adds the samples the rules saw (gap accounting included) to the metric history."""
     sequences = {} if sequences is None else sequences
-    batch = BatchWrite()
+    batch = BatchWrite(samples=SampleRows() if recorder is not None else None)
     transitions: list[Transition] = []
     for index, item in enumerate(items):
         msg = item.message
@@ -72,8 +77,10 @@ def prepare_all(items: Sequence[Received], engine: Engine, state: EngineState,
             seen.seq = sequences.setdefault(key, SeqState())
             if observe(seen.seq, msg.seq, msg.ts) == "duplicate":
                 continue
-            engine.observe(state, _with_accounting(msg, seen.seq), item.received_at,
-                           transitions)
+            seen_msg = _with_accounting(msg, seen.seq)
+            engine.observe(state, seen_msg, item.received_at, transitions)
+            if batch.samples is not None and recorder is not None:
+                recorder.add(batch.samples, index, seen_msg, item.received_at)
             seen.last_seq = seen.seq.last
             seen.agent = msg.agent
             batch.raw.append(RawMessage(msg.site, msg.device, "metrics", msg.seq, msg.ts,
@@ -113,7 +120,8 @@ class Worker:
                  on_opened: Callable[[list[int]], None] | None = None,
                  connected: Callable[[], bool] | None = None,
                  silences: SilenceStore | None = None, tick_interval: float = 1.0,
-                 silence_refresh: float = 5.0) -> None:
+                 silence_refresh: float = 5.0,
+                 history: HistoryConfig | None = DEFAULT_HISTORY) -> None:
         self.source, self.store, self.engine = source, store, engine
         self.clock, self.stats = clock, stats
         self.batch_max, self.batch_wait = batch_max, batch_wait
@@ -123,6 +131,8 @@ class Worker:
         self.tick_interval, self.silence_refresh = tick_interval, silence_refresh
         self.state = EngineState()
         self.sequences: Sequences = store.sequence_states()
+        # the metric history's per-series memory (None: history off)
+        self.recorder = Recorder(history.raw_for) if history and history.enabled else None
         self._next_engine: Engine | None = None
         self._runtime_silences: list[Silence] = []
         self._last_tick = -float("inf")
@@ -217,7 +227,8 @@ class Worker:
             self._write(BatchWrite(changes=changes), muted)
 
     def process(self, items: Sequence[Received]) -> None:
-        batch, muted = prepare_all(items, self.engine, self.state, self.sequences)
+        batch, muted = prepare_all(items, self.engine, self.state, self.sequences,
+                                   self.recorder)
         self._holding = (len(items), min((i.received_at for i in items), default=None))
         try:
             written = self._write(batch, muted, items)
@@ -228,6 +239,7 @@ class Worker:
         self.stats.inc("stored_total", n=len(stored))
         self.stats.inc("samples_total", n=sum(len(i.message.samples) for i in stored
                                               if isinstance(i.message, wire.Metrics)))
+        self._count_history(batch, written)
         lost = [u for u in written.lost if u < len(items)]
         if lost:
             self.stats.inc("lost_messages_total", n=len(lost))
@@ -235,6 +247,19 @@ class Worker:
         self._forget_sequences({(items[u].message.site, items[u].message.device)
                                 for u in written.dead if u < len(items)
                                 and isinstance(items[u].message, wire.Metrics)})
+
+    def _count_history(self, batch: BatchWrite, written: Written) -> None:
+        kept = batch.samples
+        if kept is None:
+            return
+        gone = set(written.dead) | set(written.lost)
+        self.stats.inc("history_samples_total", n=sum(len(r[4]) // 8 for r in kept.rows
+                                                      if r[0] not in gone)
+                       if gone else kept.samples)
+        for reason, n in kept.dropped.items():
+            self.stats.inc("history_samples_dropped_total", reason, n=n)
+        if gone and self.recorder is not None:
+            self.recorder.forget_marks()  # a set-aside row may have carried a bucket's mark
 
     def _forget_sequences(self, keys: set[tuple[str, str]]) -> None:
         """Undo what set-aside metrics did to their devices' sequence accounting (a seq of

@@ -20,7 +20,10 @@ from fieldwatch.collector.config import CollectorConfig
 from fieldwatch.collector.desks.runtime import DeskRuntime
 from fieldwatch.collector.diag.dispatch import RES_TOPIC, diag_dispatcher
 from fieldwatch.collector.fairqueue import FairQueue
+from fieldwatch.collector.history import HistoryBackend
 from fieldwatch.collector.history.exporter import Exporter
+from fieldwatch.collector.history.jobs import HistoryJobs, horizons
+from fieldwatch.collector.history.query import EmbeddedHistory, record_horizons
 from fieldwatch.collector.history.remote_query import RemoteHistory
 from fieldwatch.collector.ingest import MqttIngest, Received
 from fieldwatch.collector.notifier import WebhookNotifier
@@ -104,7 +107,10 @@ class Collector:
         self.worker = Worker(self.queue, self.store, Engine(self.ruleset), self.clock,
                              self.stats, cfg.batch_max, cfg.batch_wait,
                              on_opened=self.diag.on_tickets_opened if self.diag else None,
-                             connected=self._connected, silences=self.silences)
+                             connected=self._connected, silences=self.silences,
+                             history=cfg.history)
+        self.history_jobs = HistoryJobs(self.store.engine, cfg.history, cfg.keep_raw_for,
+                                        self.clock, self.stats)
         self.health_limits = Limits()  # when /healthz says degraded or failing (store/health.py)
         for name, read in (("queue_depth", self.queue.qsize),
                            ("oldest_unstored_age_seconds",
@@ -153,6 +159,13 @@ class Collector:
         return list(routes(self.store, self.cfg.integrations, self.clock, self.stats,
                            tokens or self.cfg.desk.api_tokens))
 
+    def history_backend(self) -> HistoryBackend:
+        """What the HTTP API's metrics routes and the desk's charts read (docs/history.md):
+        the remote server when `remote_query` is set, else the embedded store."""
+        if self.remote_history is not None:
+            return self.remote_history
+        return EmbeddedHistory(self.store.engine, horizons(self.cfg.history), self.clock)
+
     def observed(self) -> Observed:
         return replace(self.worker.snapshot(self.clock.now()), mqtt_connected=self._connected())
 
@@ -191,6 +204,7 @@ class Collector:
         if restored:
             log.info("resumed %d firing alerts from open tickets", restored)
         self.worker.refresh_silences(now)
+        record_horizons(self.store.engine, self.cfg.history)  # for the CLI's queries
         if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
             self._old_hup = signal.signal(signal.SIGHUP, lambda s, f: self.reloader.request())
         self.worker.start()
@@ -202,10 +216,12 @@ class Collector:
         self.ingest.start()
         self.reloader.start()
         self.ticker.start()
+        self.history_jobs.start()
 
     def stop(self) -> None:
         """Stop taking messages, then store everything already taken."""
         self.ticker.stop()
+        self.history_jobs.stop()
         self.reloader.stop()
         if self._old_hup is not None:
             signal.signal(signal.SIGHUP, self._old_hup)

@@ -27,7 +27,9 @@ class SeriesKey:
 @dataclass(frozen=True, slots=True)
 class Query:
     """Series of `metric` matching `selector` (device, site, type and label matchers, the rule
-    language's own), over [start, end] in epoch seconds; `step` None lets the backend choose."""
+    language's own), over [start, end] in epoch seconds; `step` None lets the backend choose.
+    For `series` only: `metric` "" matches every metric, and end <= start every series known
+    whatever its data (the embedded store; `fieldwatch metrics series` without --since)."""
 
     metric: str
     selector: Selector = field(default_factory=Selector)

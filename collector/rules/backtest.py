@@ -2,10 +2,15 @@
 rule, how many tickets it would have opened, when, and how often it would have flapped, so an
 operator sees the noise before shipping a rule.
 
-The replay runs the collector's own code: messages in the order they were received go through
-the pipeline's `prepare_all` (duplicate and gap accounting, the rule engine, ticket planning,
-muting), with `received_at` as the arrival time and engine ticks every TICK seconds of history
-time (so absence rules are judged as they would have been live). What the planned changes do to
+It reads the metric history (collector/history): the raw samples of the metrics the rules read,
+rebuilt into one message per device and timestamp (history/replay.py), merged in time order
+with the stored events, so it reaches back `history.raw_for` (2 days by default). The samples
+are what the rules saw live, the agent's gap accounting included, so they go straight to the
+rule engine. `source="messages"` replays the stored raw messages instead (kept
+`keep_raw_for`) through the pipeline's `prepare_all` (duplicate and gap accounting, the engine,
+ticket planning, muting), with `received_at` as the arrival time. Either way engine ticks come
+every TICK seconds of history time (so absence rules are judged as they would have been live),
+and sample times stand for arrival times in the history. What the planned changes do to
 tickets is the store's decision (`tickets.recurrence`): at most one open ticket per fingerprint,
 a clear resolves it when the rule auto-resolves, and a recurrence within the verification window
 reopens it (or opens a new one, or is ignored, per the rule's `on_recurrence`). So `opened` and
@@ -16,14 +21,17 @@ reopens it (or opens a new one, or is ignored, per the rule's `on_recurrence`). 
 from __future__ import annotations
 
 import datetime as dt
+import heapq
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from fieldwatch.collector.alerts import TicketChange, plan
+from fieldwatch.collector.history.replay import ACCOUNTING, metrics_messages
 from fieldwatch.collector.ingest import Received
 from fieldwatch.collector.pipeline import Sequences, prepare_all, split_muted
-from fieldwatch.collector.rules.engine import Engine, EngineState
+from fieldwatch.collector.rules.engine import SNMP_UP, Engine, EngineState, Transition
 from fieldwatch.collector.rules.model import RuleSet
 from fieldwatch.collector.store.schema import messages
 from fieldwatch.collector.tickets.config import DeskPolicy
@@ -56,10 +64,12 @@ class Report:
     samples: int = 0
     skipped: int = 0  # stored payloads that no longer decode
     rules: dict[str, RuleReport] = field(default_factory=dict)
+    source: str = "history"  # history (raw samples and events) | messages
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "since": self.since, "until": self.until, "messages": self.messages,
+            "since": self.since, "until": self.until, "source": self.source,
+            "messages": self.messages,
             "samples": self.samples, "skipped": self.skipped,
             "rules": [{"rule": r.rule, "severity": r.severity, "tickets": r.tickets,
                        "opened": r.tickets, "reopened": r.reopened, "opened_at": r.opened_at,
@@ -113,58 +123,117 @@ class _Desk:
                 r.reopened += 1
 
 
+class _Replay:
+    """Batches of messages through the engine, ticks every TICK seconds of history time."""
+
+    def __init__(self, report: Report, ruleset: RuleSet, verify_window: float | None,
+                 accounted: bool) -> None:
+        self.report = report
+        if verify_window is None:
+            verify_window = DeskPolicy().sla.verify_window
+        self.desk = _Desk(report, ruleset, verify_window)
+        self.engine, self.st = Engine(ruleset), EngineState()
+        # messages from the `messages` table go through the pipeline's own gap accounting;
+        # messages from the history carry what it produced live (history/replay.py)
+        self.accounted = accounted
+        self.sequences: Sequences = {}
+        self.items: list[Received] = []
+        self.next_tick: float | None = None
+
+    def add(self, item: Received) -> None:
+        at = item.received_at
+        if self.next_tick is None:
+            self.next_tick = at + TICK
+        while at >= self.next_tick:
+            self.tick(self.next_tick)
+            self.next_tick += TICK
+        self.report.messages += 1
+        if isinstance(item.message, wire.Metrics):  # as sent: the gap accounting left out
+            self.report.samples += sum(1 for s in item.message.samples
+                                       if s.name not in ACCOUNTING)
+        self.items.append(item)
+        if len(self.items) >= CHUNK:
+            self.run_batch()
+
+    def run_batch(self) -> None:
+        if not self.items:
+            return
+        if self.accounted:
+            transitions: list[Transition] = []
+            for item in self.items:
+                self.engine.observe(self.st, item.message, item.received_at, transitions)
+            self.desk.apply([c for part in split_muted(plan(transitions)) for c in part])
+        else:
+            batch, muted = prepare_all(self.items, self.engine, self.st, self.sequences)
+            self.desk.apply([*batch.changes, *muted])  # the ledger skips the muted ones
+        self.items.clear()
+
+    def tick(self, t: float) -> None:
+        self.run_batch()
+        self.desk.apply([c for part in split_muted(plan(self.engine.tick(self.st, t)))
+                         for c in part])
+
+    def finish(self) -> Report:
+        if self.next_tick is not None:
+            self.tick(self.next_tick)
+        return self.report
+
+
 def replay(rows: Any, ruleset: RuleSet, since: float, until: float,
            verify_window: float | None = None) -> Report:
-    """Replay (kind, payload, received_at) rows in order; pure apart from iterating `rows`.
-    `verify_window`: the SLA policy's default (seconds) for rules that set none."""
-    report = Report(since, until)
-    if verify_window is None:
-        verify_window = DeskPolicy().sla.verify_window
-    desk = _Desk(report, ruleset, verify_window)
-    engine, st = Engine(ruleset), EngineState()
-    sequences: Sequences = {}
-    items: list[Received] = []
-
-    def run_batch() -> None:
-        if items:
-            batch, muted = prepare_all(items, engine, st, sequences)
-            desk.apply([*batch.changes, *muted])  # the ledger skips the muted ones
-            items.clear()
-
-    def tick(t: float) -> None:
-        run_batch()
-        desk.apply([c for part in split_muted(plan(engine.tick(st, t))) for c in part])
-
-    next_tick = None
+    """Replay (kind, payload, received_at) rows of the `messages` table in order; pure apart
+    from iterating `rows`. `verify_window`: the SLA policy's default (seconds) for rules that
+    set none."""
+    run = _Replay(Report(since, until, source="messages"), ruleset, verify_window, False)
     for _kind, payload, received_at in rows:
-        if next_tick is None:
-            next_tick = received_at + TICK
-        while received_at >= next_tick:
-            tick(next_tick)
-            next_tick += TICK
         try:
             msg = wire.decode(bytes(payload))
         except WireFormatError:
-            report.skipped += 1
+            run.report.skipped += 1
             continue
-        report.messages += 1
-        if isinstance(msg, wire.Metrics):
-            report.samples += len(msg.samples)
-        items.append(Received(msg, bytes(payload), received_at))
-        if len(items) >= CHUNK:
-            run_batch()
-    if next_tick is not None:
-        tick(next_tick)
-    return report
+        run.add(Received(msg, bytes(payload), received_at))
+    return run.finish()
+
+
+def replay_history(messages: Iterable[tuple[float, wire.Message]], ruleset: RuleSet,
+                   since: float, until: float, verify_window: float | None = None) -> Report:
+    """Replay (time, message) pairs in time order: metrics messages read back from the history
+    (with the gap accounting they carried live) and events, judged at those times."""
+    run = _Replay(Report(since, until, source="history"), ruleset, verify_window, True)
+    for at, msg in messages:
+        run.add(Received(msg, b"", at))
+    return run.finish()
 
 
 def backtest(db: sa.Engine, ruleset: RuleSet, since: float, until: float,
-             verify_window: float | None = None) -> Report:
-    """Replay the `messages` history between `since` and `until` (epoch seconds)."""
+             verify_window: float | None = None, source: str = "history") -> Report:
+    """Replay the history between `since` and `until` (epoch seconds): raw samples of the
+    metrics the rules read plus stored events (`history`, reaching back `raw_for`), or the
+    stored messages (`messages`, reaching back `keep_raw_for`)."""
     q = (sa.select(messages.c.kind, messages.c.payload, messages.c.received_at)
          .where(messages.c.received_at >= since, messages.c.received_at < until,
-                messages.c.kind.in_(("metrics", "event")))
+                messages.c.kind.in_(("metrics", "event") if source == "messages"
+                                    else ("event",)))
          .order_by(messages.c.received_at, messages.c.id))
     with db.connect() as conn:
         rows = conn.execution_options(yield_per=CHUNK).execute(q)
-        return replay(rows, ruleset, since, until, verify_window)
+        if source == "messages":
+            return replay(rows, ruleset, since, until, verify_window)
+        metrics = set(ruleset.by_metric())
+        if any(r.kind == "offline" for r in ruleset.rules):
+            metrics.add(SNMP_UP)
+        skipped = [0]
+        events = _decoded(rows, skipped)
+        samples = ((m.ts, m) for m in metrics_messages(db, metrics, since, until))
+        report = replay_history(heapq.merge(samples, events, key=lambda p: p[0]), ruleset,
+                                since, until, verify_window)
+        report.skipped = skipped[0]
+        return report
+
+
+def _decoded(rows: Iterable[Any], skipped: list[int]) -> Iterator[tuple[float, wire.Message]]:
+    for _kind, payload, received_at in rows:
+        try:
+            yield received_at, wire.decode(bytes(payload))
+        except WireFormatError:
+            skipped[0] += 1

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
+from fieldwatch.collector.history.schema import metadata as history_metadata
 from fieldwatch.collector.store.schema import TICKET_V2, meta, metadata, tickets
 
 from fieldwatch.errors import ConfigError, Problem
@@ -77,6 +78,7 @@ def migrate(engine: sa.Engine) -> None:
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(4242001)"))
         fresh = not sa.inspect(conn).has_table("fieldwatch_meta")
         metadata.create_all(conn, checkfirst=True)
+        history_metadata.create_all(conn, checkfirst=True)  # new tables: no version step
         row = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).first()
         if row is None:
             # a brand-new database is created at the newest version; a v1 one had no meta row

@@ -39,7 +39,9 @@ class BatchParts:
         raw = {i: r for r, i in zip(self.batch.raw, self.batch.raw_items, strict=True)
                if i in wanted}
         out = BatchWrite(raw=list(raw.values()), raw_items=list(raw),
-                         changes=[self.batch.changes[u - n] for u in units if u >= n])
+                         changes=[self.batch.changes[u - n] for u in units if u >= n],
+                         samples=None if self.batch.samples is None
+                         else self.batch.samples.select(wanted))
         shares: dict[tuple[str, str], list[int]] = {}
         for i in chosen:
             msg = self.items[i].message

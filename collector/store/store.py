@@ -14,6 +14,8 @@ from typing import Any
 import sqlalchemy as sa
 from fieldwatch.collector import outbox
 from fieldwatch.collector.alerts import TicketChange
+from fieldwatch.collector.history import store as history
+from fieldwatch.collector.history.ingest import SampleRows
 from fieldwatch.collector.sequence import SeqState
 from fieldwatch.collector.store.schema import (
     OPEN_STATES,
@@ -68,6 +70,7 @@ class BatchWrite:
     raw_items: list[int] = field(default_factory=list)  # per raw row: its item in the batch
     devices: dict[tuple[str, str], DeviceSeen] = field(default_factory=dict)
     changes: list[TicketChange] = field(default_factory=list)
+    samples: SampleRows | None = None  # metric history (collector/history), None: not kept
 
 
 _SEQ_COLUMNS = ("seq_missing", "seq_backfilled", "seq_duplicates", "seq_gaps")
@@ -95,9 +98,14 @@ class Store:
 
     def write(self, batch: BatchWrite, now: float) -> list[int]:
         """Store a batch atomically; returns the ids of tickets opened."""
+        kept = batch.samples if batch.samples is not None and batch.samples.rows else None
+        if kept is not None:
+            history.resolve(self.engine, kept, now)  # committed first, on its own
         with self.engine.begin() as conn:
             if batch.raw:
                 conn.execute(messages.insert(), [r.__dict__ for r in batch.raw])
+            if kept is not None:
+                history.write_samples(conn, kept, now)
             if batch.devices:
                 self._upsert_devices(conn, batch.devices.values())
             return self._apply(conn, batch.changes, now)
@@ -109,6 +117,7 @@ class Store:
             conn.execute(messages.insert(), [RawMessage("~probe", "~probe", "metrics", 1, 0.0,
                                                         0.0, b"{}").__dict__])
             self._upsert_devices(conn, [DeviceSeen("~probe", "~probe", 0.0, 0.0)])
+            history.probe(conn)
             tx.rollback()
 
     def _upsert_devices(self, conn: sa.Connection, seen: Iterable[DeviceSeen]) -> None:

@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("fieldwatch.cli.report", "KPIs and monthly summaries"),
     "deadletter": ("fieldwatch.cli.deadletter", "messages the store refused: list, show"),
     "users": ("fieldwatch.cli.users", "desk users: add, passwords, site grants, API tokens"),
+    "metrics": ("fieldwatch.cli.metrics", "metric history: series and points"),
 }
 
 SIGPIPE_EXIT = 141  # 128 + SIGPIPE

@@ -39,9 +39,10 @@ def run_collector(args: argparse.Namespace) -> int:
     http = None
     if args.http_port is not None:
         app = make_app(collector.desk, collector.stats, collector.health,
-                       cfg.desk.api_tokens)
+                       cfg.desk.api_tokens, history=collector.history_backend)
         add_routes(app, collector.integration_routes(cfg.desk.api_tokens))  # type: ignore[arg-type]
-        add_pages(app, collector.desk, rules=lambda: collector.ruleset)  # docs/desk.md
+        add_pages(app, collector.desk, collector.history_backend,
+              rules=lambda: collector.ruleset)  # docs/desk.md
         http = serve_http(app, args.http_host or "127.0.0.1", args.http_port, args.tls_cert,
                           args.tls_key)
         http.start()

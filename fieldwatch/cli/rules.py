@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     bt.add_argument("rules", nargs="+", metavar="RULES")
     bt.add_argument("--since", default="7d", help="how far back to replay (default 7d)")
     bt.add_argument("--until", default=None, help="stop this long before now (default: now)")
+    bt.add_argument("--source", choices=("history", "messages"), default="history",
+                    help="replay the metric history (default; reaches back history.raw_for) "
+                    "or the stored raw messages (reaches back keep_raw_for)")
     bt.add_argument("--json", action="store_true", help="machine-readable report")
     add_state_options(bt)
     bt.set_defaults(func=backtest_rules)
@@ -87,7 +90,7 @@ def backtest_rules(args: argparse.Namespace) -> int:
     store = open_store(args)
     try:
         report = backtest(store.engine, ruleset, now - since, now - until,
-                          store.policy.sla.verify_window)
+                          store.policy.sla.verify_window, source=args.source)
     finally:
         store.engine.dispose()
     if args.json:

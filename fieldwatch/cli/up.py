@@ -142,9 +142,11 @@ def run_up(args: argparse.Namespace) -> int:
     desk_cfg = collector.cfg.desk
     if desk_cfg.api_token_file is None:
         desk_cfg = desk_cfg.model_copy(update={"api_token_file": token_file})
-    app = make_app(collector.desk, collector.stats, collector.health, desk_cfg.api_tokens)
+    app = make_app(collector.desk, collector.stats, collector.health, desk_cfg.api_tokens,
+                   history=collector.history_backend)
     add_routes(app, collector.integration_routes(desk_cfg.api_tokens))  # type: ignore[arg-type]
-    add_pages(app, collector.desk, rules=lambda: collector.ruleset)  # the desk (docs/desk.md)
+    add_pages(app, collector.desk, collector.history_backend,
+              rules=lambda: collector.ruleset)  # the desk (docs/desk.md)
     try:
         http = serve_http(app, http_host, http_port, tls_cert, tls_key)
     except CommandLineError:  # taken since the check above, or a bad certificate

@@ -195,15 +195,16 @@ def test_backtest_reports_tickets_and_flapping(store: Store, tmp_path: Path,
     severity: P3
     ticket: {title: t}
 """)
+    from fieldwatch.collector.history.ingest import Recorder
     from fieldwatch.collector.pipeline import prepare
     from fieldwatch.collector.rules.engine import EngineState
     from fieldwatch.collector.rules.model import RuleSet
-    eng, st = Engine(RuleSet()), EngineState()
+    eng, st, history = Engine(RuleSet()), EngineState(), Recorder(2 * 86400)
     now = T0
     values = [40, 60, 40, 60, 40, 60, 40, 60, 90, 90, 40]
     for i, v in enumerate(values):
         store.write(prepare([_received(_metrics("x", i + 1, now + i * 60, v), now + i * 60)],
-                            eng, st), now + i * 60)
+                            eng, st, recorder=history), now + i * 60)
     from fieldwatch.collector.rules.backtest import backtest
     report = backtest(store.engine, load_rules([tmp_path]), T0 - 1, T0 + 3600)
     assert report.messages == len(values) and report.samples == len(values)
