@@ -19,6 +19,7 @@ from collections.abc import Callable
 from fieldwatch.collector.api_auth import Tokens, guarded
 from fieldwatch.collector.history import HistoryBackend, Query
 from fieldwatch.collector.history.jsonout import build_query, key_json, series_json
+from fieldwatch.collector.web import user_of
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -66,7 +67,8 @@ def history_routes(backend: Callable[[], HistoryBackend], tokens: Tokens,
             found = await run_in_threadpool(backend().query, q)
         except FieldwatchError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        return JSONResponse({"series": [series_json(s) for s in found]})
+        user = user_of(request)  # a caller sees only the series of their sites
+        return JSONResponse({"series": [series_json(s) for s in found if user.sees(s.key.site)]})
 
     async def series(request: Request) -> Response:
         try:
@@ -75,7 +77,8 @@ def history_routes(backend: Callable[[], HistoryBackend], tokens: Tokens,
             found = await run_in_threadpool(backend().series, q)
         except FieldwatchError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        return JSONResponse({"series": [key_json(k) for k in found]})
+        user = user_of(request)
+        return JSONResponse({"series": [key_json(k) for k in found if user.sees(k.site)]})
 
     return [Route("/api/v1/metrics/query", guarded(query, tokens), methods=["GET"]),
             Route("/api/v1/metrics/series", guarded(series, tokens), methods=["GET"])]

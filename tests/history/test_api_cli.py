@@ -15,6 +15,7 @@ from fieldwatch.collector.history.query import EmbeddedHistory
 from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.web.accounts.store import AccountStore
 
 from fieldwatch.cli import main
 from fieldwatch.clock import FakeClock
@@ -64,6 +65,15 @@ def test_metrics_routes(store: Store) -> None:
                                 ({"selector": "temp", "start": T0, "end": T0}, "empty")):
                 bad = client.get("/api/v1/metrics/query", params=params)
                 assert bad.status_code == 400 and why in bad.json()["error"], (params, bad.text)
+        span = f"selector=temp&start={T0}&end={T0 + 600}"
+        for path in (f"/api/v1/metrics/query?{span}", f"/api/v1/metrics/series?{span}"):
+            assert httpx.get(base + path, headers=AUTH).json()["series"], path  # shared: all
+        accounts = AccountStore(store.engine)  # a user of another site sees none of site s
+        accounts.add("far", "viewer", sites=["elsewhere"])
+        far = {"Authorization": f"Bearer {accounts.new_token('far')}"}
+        for path in (f"/api/v1/metrics/query?{span}", f"/api/v1/metrics/series?{span}"):
+            r = httpx.get(base + path, headers=far)
+            assert r.status_code == 200 and r.json() == {"series": []}, r.text
     finally:
         server.stop()
 
