@@ -5,7 +5,9 @@ benchmarks drive; `Worker` is the thread that feeds it from the ingest queue, ti
 engine's clock (absence, offline, silences ending), swaps in reloaded rules between batches and
 records muted alerts (silenced, or explained by a parent's outage) instead of ticketing them.
 A batch the store refuses is retried or split by store/writer.py; `snapshot` is what /healthz
-reads (store/health.py).
+reads (store/health.py). Each item's `ack` (Received) is called only after its batch committed
+or it was set aside as a dead letter: what is unstored at a stop or a crash stays unacknowledged
+at the broker and is redelivered.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Callable, Sequence
 import msgspec
 from fieldwatch.collector.alerts import TicketChange, plan
 from fieldwatch.collector.ingest import Received
+from fieldwatch.collector.ingest.guard import LogEvery
 from fieldwatch.collector.rules.engine import Engine, EngineState, Transition
 from fieldwatch.collector.rules.model import Silence
 from fieldwatch.collector.sequence import SeqState, observe
@@ -128,6 +131,7 @@ class Worker:
         self._last_tick = -float("inf")
         self._last_silences = -float("inf")
         self._stop = threading.Event()
+        self._ack_log = LogEvery(5.0)
         self.writer = Writer(store, DeadLetters(store.engine), clock, stats, self._stop)
         self._last_take = clock.now()
         self._holding: tuple[int, float | None] = (0, None)  # the batch being stored: n, oldest
@@ -221,6 +225,8 @@ class Worker:
             self._holding = (0, None)
         gone = set(written.dead) | set(written.lost)
         stored = [item for i, item in enumerate(items) if i not in gone]
+        unstored = set(written.lost) | set(written.unrecorded)
+        self._ack([item for i, item in enumerate(items) if i not in unstored])
         self.stats.inc("stored_total", n=len(stored))
         self.stats.inc("samples_total", n=sum(len(i.message.samples) for i in stored
                                               if isinstance(i.message, wire.Metrics)))
@@ -231,6 +237,21 @@ class Worker:
         self._forget_sequences({(items[u].message.site, items[u].message.device)
                                 for u in written.dead if u < len(items)
                                 and isinstance(items[u].message, wire.Metrics)})
+
+    def _ack(self, items: Sequence[Received]) -> None:
+        """Tell the transport these are durably stored (committed, or set aside as dead
+        letters): only now may the broker forget them. A failed ack costs a redelivery, which
+        the sequence accounting drops, so it is counted and logged, never raised."""
+        for item in items:
+            if item.ack is None:
+                continue
+            try:
+                item.ack()
+            except Exception:  # noqa: BLE001 - the message is stored; the broker redelivers it
+                self.stats.inc("ack_errors_total")
+                if self._ack_log.due() is not None:
+                    log.warning("could not acknowledge a stored message (it will be "
+                                "redelivered; counted in ack_errors_total)", exc_info=True)
 
     def _forget_sequences(self, keys: set[tuple[str, str]]) -> None:
         """Undo what set-aside metrics did to their devices' sequence accounting (a seq of

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fieldwatch import wire
@@ -14,9 +15,15 @@ _KINDS: dict[str, type] = {"metrics": wire.Metrics, "status": wire.Status,
 
 @dataclass(frozen=True, slots=True)
 class Received:
+    """A decoded message waiting for the worker. `ack` tells the transport it may forget the
+    message (MQTT PUBACK, AMQP basic.ack): the worker calls it only once the message is durably
+    stored — its batch committed, or it was set aside in the dead-letter table — and never for
+    what is still unstored at stop, so the broker redelivers that. None: nothing to tell."""
+
     message: wire.Message
     payload: bytes
     received_at: float
+    ack: Callable[[], None] | None = None
 
 
 def decode_received(topic: str, payload: bytes, max_bytes: int,

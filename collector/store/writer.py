@@ -55,6 +55,9 @@ class Written:
     opened: list[int] = field(default_factory=list)  # tickets opened
     dead: list[int] = field(default_factory=list)  # units set aside in the dead-letter table
     lost: list[int] = field(default_factory=list)  # units left unstored: stop was requested
+    # dead units whose letter was not recorded either (stopping with the store down): only
+    # the log holds them, so the transport must not be told they arrived (redelivered)
+    unrecorded: list[int] = field(default_factory=list)
 
 
 class _Stopped(Exception):
@@ -102,7 +105,8 @@ class Writer:
                 self._set_aside(parts, part[0], exc, letters, out)
             else:
                 todo += _halves(part)
-        self._record(letters, len(units), first_exc)
+        if not self._record(letters, len(units), first_exc):
+            out.unrecorded = list(out.dead)
         return out
 
     def _write_part(self, parts: Parts, units: list[int]) -> list[int]:
@@ -114,26 +118,29 @@ class Writer:
         out.dead.append(unit)
         self.stats.inc("dead_letter_total", type(exc).__name__)
 
-    def _record(self, letters: list[dict[str, Any]], n: int, exc: BaseException) -> None:
+    def _record(self, letters: list[dict[str, Any]], n: int, exc: BaseException) -> bool:
+        """Record the letters; False when stopped before they could be (the store down)."""
         if not letters:
-            return
+            return True
         now = time.monotonic()
         if now - self._last_log > 5:  # a stream of bad data must not flood the log
             self._last_log = now
             log.error("set aside %d of %d units of a batch the store refused (%s); see "
                       "`fieldwatch deadletter list` (counted in dead_letter_total)",
                       len(letters), n, describe(exc))
+        stopped = False
         try:
             _, refused = self._attempt(lambda: self.letters.record(letters))
             recorded = refused is None
         except _Stopped:
-            recorded = False
+            recorded, stopped = False, True
         if not recorded:
             # refused, or stopping while the store is down: the last place left is the log
             self.stats.inc("dead_letter_errors_total", n=len(letters))
             for letter in letters:
                 log.error("dead letter not recorded: %s %s/%s %r", letter["kind"],
                           letter["site"], letter["device"], letter["payload"][:2000])
+        return not stopped
 
     def _attempt(self, write: Callable[[], R]) -> tuple[R | None, BaseException | None]:
         """(result, None) once `write` works; (None, exc) for a failure of the data; retries
