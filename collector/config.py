@@ -25,6 +25,8 @@ class CollectorConfig(StrictModel):
     batch_max: int = Field(2000, gt=0)  # messages per storage transaction
     batch_wait: Duration = 0.0  # linger for more messages when the queue runs dry
     queue_max: int = Field(50_000, gt=0)  # decoded messages waiting; full = backpressure
+    queue_max_bytes: int = Field(64 * 1024 * 1024, gt=0)  # ... and their payloads' bytes
+    stop_timeout: Duration = 10.0  # at stop, time to store what is queued (then redelivered)
     keep_raw_for: Duration = 7 * 86400.0  # metric history kept for backtests and audits
     desk: DeskConfig = DeskConfig()  # service desk: SLA, teams, escalation webhook, API tokens
     diag: CollectorDiagConfig = CollectorDiagConfig()  # remote diagnostics

@@ -130,9 +130,10 @@ class Worker:
         self._runtime_silences: list[Silence] = []
         self._last_tick = -float("inf")
         self._last_silences = -float("inf")
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # drain what is queued, then stop
+        self._abort = threading.Event()  # stop now: the writer gives up a batch it retries
         self._ack_log = LogEvery(5.0)
-        self.writer = Writer(store, DeadLetters(store.engine), clock, stats, self._stop)
+        self.writer = Writer(store, DeadLetters(store.engine), clock, stats, self._abort)
         self._last_take = clock.now()
         self._holding: tuple[int, float | None] = (0, None)  # the batch being stored: n, oldest
         self._thread = threading.Thread(target=self._run, name="fieldwatch-worker", daemon=True)
@@ -161,9 +162,17 @@ class Worker:
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Finish what is queued, then stop."""
+        """Store what is queued, retrying a failing store, for up to `timeout` seconds; then
+        give up what is still unstored: it is never acknowledged, so the broker redelivers it
+        to the next start (counted in lost_messages_total where the transport cannot)."""
         self._stop.set()
         self._thread.join(timeout)
+        self._abort.set()
+        self._thread.join(5.0)
+        left = self.source.qsize()
+        if left:
+            log.warning("stopping with %d messages still queued, unstored and unacknowledged "
+                        "(the broker redelivers them)", left)
 
     def _take(self) -> list[Received]:
         """Group commit: whatever queued while the last batch was written goes in the next one,
@@ -192,7 +201,7 @@ class Worker:
             now = self.clock.now()
             if now - self._last_tick >= self.tick_interval:
                 self.tick(now)
-            if not items and self._stop.is_set():
+            if (not items and self._stop.is_set()) or self._abort.is_set():
                 return
 
     def refresh_silences(self, now: float) -> None:
@@ -233,7 +242,8 @@ class Worker:
         lost = [u for u in written.lost if u < len(items)]
         if lost:
             self.stats.inc("lost_messages_total", n=len(lost))
-            log.error("stopping with %d messages unstored", len(lost))
+            log.error("stopping with %d messages of a batch unstored; left unacknowledged, so "
+                      "the broker redelivers them", len(lost))
         self._forget_sequences({(items[u].message.site, items[u].message.device)
                                 for u in written.dead if u < len(items)
                                 and isinstance(items[u].message, wire.Metrics)})
@@ -292,6 +302,10 @@ class Worker:
     def snapshot(self, now: float) -> Observed:
         """The worker's state as health.assess reads it; safe from any thread."""
         n, since = self._holding
+        oldest = getattr(self.source, "oldest", None)  # FairQueue: still queued counts too
+        queued = oldest() if oldest is not None else None
+        if queued is not None:
+            since = queued if since is None else min(since, queued)
         failing = self.writer.failing_since
         return Observed(
             started=self._thread.ident is not None, worker_alive=self._thread.is_alive(),

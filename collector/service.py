@@ -21,6 +21,7 @@ from fieldwatch.collector.desks.runtime import DeskRuntime
 from fieldwatch.collector.diag.dispatch import RES_TOPIC, diag_dispatcher
 from fieldwatch.collector.fairqueue import FairQueue
 from fieldwatch.collector.ingest import MqttIngest, Received
+from fieldwatch.collector.ingest.decode import pack, packed_size, unpack
 from fieldwatch.collector.notifier import WebhookNotifier
 from fieldwatch.collector.notify.apprise_channel import StoreJournal
 from fieldwatch.collector.notify.runtime import build_channels
@@ -94,8 +95,10 @@ class Collector:
             self.http, str(cfg.desk.webhook) if cfg.desk.webhook else None))
         self.ticker = Ticker(self.desk, self.stats, cfg.desk.tick)
         # fair across devices: one device's alert storm does not delay the others (fairqueue.py)
+        # and compact while queued: the payload, decoded again as the worker takes it
         self.queue: queue.Queue[Received] = FairQueue(  # type: ignore[assignment]
-            maxsize=cfg.queue_max)
+            maxsize=cfg.queue_max, max_bytes=cfg.queue_max_bytes, size=packed_size, pack=pack,
+            unpack=unpack)
         self.diag = diag_dispatcher(cfg, self.store.engine, self.clock, self.stats,
                                     lambda: self.ruleset, lambda t, p: self.ingest.client.publish(
                                         t, p, qos=1))
@@ -105,6 +108,7 @@ class Collector:
                              connected=self._connected, silences=self.silences)
         self.health_limits = Limits()  # when /healthz says degraded or failing (store/health.py)
         for name, read in (("queue_depth", self.queue.qsize),
+                           ("queue_bytes", self.queue.nbytes),  # type: ignore[attr-defined]
                            ("oldest_unstored_age_seconds",
                             lambda: self.observed().oldest_unstored_age),
                            ("store_retry_seconds", lambda: self.observed().retrying_for or 0.0),
@@ -195,14 +199,16 @@ class Collector:
         self.ticker.start()
 
     def stop(self) -> None:
-        """Stop taking messages, then store everything already taken."""
+        """Stop taking messages, store what was taken within `stop_timeout`, then disconnect:
+        whatever is unstored by then was never acknowledged, and the broker redelivers it."""
         self.ticker.stop()
         self.reloader.stop()
         if self._old_hup is not None:
             signal.signal(signal.SIGHUP, self._old_hup)
             self._old_hup = None
+        self.ingest.pause()  # what arrives from now on stays unacknowledged at the broker
+        self.worker.stop(self.cfg.stop_timeout)  # store and ack what is queued, if it can
         self.ingest.stop()
-        self.worker.stop()
         if self.diag is not None:
             self.diag.stop()
         self.desks.stop()
