@@ -166,9 +166,11 @@ class Worker:
         give up what is still unstored: it is never acknowledged, so the broker redelivers it
         to the next start (counted in lost_messages_total where the transport cannot)."""
         self._stop.set()
-        self._thread.join(timeout)
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout)
         self._abort.set()
-        self._thread.join(5.0)
+        if self._thread.ident is not None:
+            self._thread.join(5.0)
         left = self.source.qsize()
         if left:
             log.warning("stopping with %d messages still queued, unstored and unacknowledged "

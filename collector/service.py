@@ -14,6 +14,7 @@ from datetime import UTC
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from fieldwatch.collector.config import CollectorConfig
@@ -82,12 +83,14 @@ class Ticker:
 
 
 class Collector:
-    def __init__(self, cfg: CollectorConfig, clock: Clock | None = None) -> None:
+    def __init__(self, cfg: CollectorConfig, clock: Clock | None = None,
+                 engine: sa.Engine | None = None) -> None:
         self.cfg = cfg
         self.clock = clock or SystemClock()
         self.ruleset = load_rules(cfg.rules)  # RuleError: refuse to start on broken rules
         policy = load_desk(cfg.desk)  # ConfigError: refuse to start on a broken SLA/teams file
-        self.store = Store(open_engine(db_url(cfg.db)), policy)
+        # `engine`: the store already opened (the CLI waits for it: liveness.open_when_up)
+        self.store = Store(engine or open_engine(db_url(cfg.db)), policy)
         self.silences = SilenceStore(self.store.engine)
         self.stats = Stats()
         self.http = httpx.Client(timeout=10.0)
