@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
+from fieldwatch.agent.backoff import ReconnectBackoff
 from fieldwatch.agent.buffer import Outbox
 
 from fieldwatch import __version__, wire
@@ -30,7 +31,7 @@ HOLD_LIMIT = 30.0  # seconds to wait for paho's own re-sends after a reconnect
 
 
 class MqttPublisher:
-    """Connects in the background and keeps reconnecting (backoff 1 s → 60 s)."""
+    """Connects in the background and keeps reconnecting (backoff 0.5 s → 10 s, jittered)."""
 
     def __init__(self, device: str, site: str, broker: BrokerConfig, outbox: Outbox,
                  inflight: int = 100, client_id: str | None = None,
@@ -43,6 +44,7 @@ class MqttPublisher:
         self.client = make_client(client_id or f"fieldwatch-agent-{site}-{device}", broker,
                                   clean_session=True, will=(self.status_topic, will))
         self.client.max_inflight_messages_set(inflight)
+        self.backoff = ReconnectBackoff(self.client)  # capped at 10 s, jittered (backoff.py)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
@@ -70,6 +72,7 @@ class MqttPublisher:
                       self.broker.port, reason)
             return
         log.info("connected to broker %s:%s", self.broker.host, self.broker.port)
+        self.backoff.connected()
         online = wire.Status(device=self.device, site=self.site, state="online",
                              cause="connected", agent=__version__)
         client.publish(self.status_topic, wire.encode(online), qos=1, retain=True)
