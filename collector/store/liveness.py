@@ -54,7 +54,7 @@ def _sqlite_answers(path: Path) -> bool:
     return True
 
 
-def open_when_up(url: str, stop: threading.Event, every: float = 5.0) -> sa.Engine | None:
+def open_when_up(url: str, stop: threading.Event, every: float = 2.0) -> sa.Engine | None:
     """`open_engine(url)` (schema migrated), retried every `every` seconds while the store
     cannot be reached, with one log line per attempt and no traceback: a collector started
     before its database waits for it. None when `stop` is set first. Any other failure (a

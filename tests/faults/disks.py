@@ -25,24 +25,20 @@ class SmallDisk:
         self.filler = path / "filler"
 
     def fill(self) -> None:
-        chunk = b"\0" * 65536
-        with open(self.filler, "ab") as f:
-            while True:  # bounded: the file system is small
-                try:
-                    f.write(chunk)
-                    f.flush()
-                except OSError as exc:
-                    if exc.errno != errno.ENOSPC:
-                        raise
-                    break
-        with contextlib.suppress(OSError), open(self.path / "filler-2", "ab") as f:
-            for _ in range(64):  # the last few bytes, in small pieces
-                f.write(b"\0" * 512)
-                f.flush()
+        # unbuffered: a buffered file would raise ENOSPC again when it is closed
+        with open(self.filler, "ab", buffering=0) as f:
+            for size in (1 << 20, 65536, 4096, 512):  # big pieces, then the last few bytes
+                while True:  # bounded: the file system is small
+                    try:
+                        if f.write(b"\0" * size) < size:
+                            continue  # a short write: the next one says ENOSPC
+                    except OSError as exc:
+                        if exc.errno != errno.ENOSPC:
+                            raise
+                        break
 
     def free(self) -> None:
-        for name in (self.filler, self.path / "filler-2"):
-            name.unlink(missing_ok=True)
+        self.filler.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
