@@ -103,37 +103,38 @@ class MqttIngest:
 
     def _on_message(self, client: mqtt.Client, userdata: object,
                     message: mqtt.MQTTMessage) -> None:
-        queued = False
+        outcome = "failed"
         try:
-            queued = self._take(message)
+            outcome = self._take(message)
         finally:
             # rejected, or the callback failed: counted, and acked so it is not redelivered;
             # not queued because stopping: left unacknowledged for the next start
-            if not queued and not self._paused.is_set():
+            if outcome in ("rejected", "failed"):
                 self._ack_now(message)
 
-    def _take(self, message: mqtt.MQTTMessage) -> bool:
-        """Decode and enqueue (True), or reject (False); waits while the queue is full."""
+    def _take(self, message: mqtt.MQTTMessage) -> str:
+        """Decode and enqueue ("queued"), or reject ("rejected"); waits while the queue is
+        full; "paused" when a stop began before it could be queued."""
         now = self.clock.now()
         try:
             topic = message.topic
         except UnicodeDecodeError:  # MQTT forbids it and Mosquitto refuses it; still
             self._reject("<a topic>", WireFormatError("topic", "the topic is not UTF-8"))
-            return False
+            return "rejected"
         try:
             msg = decode_received(topic, message.payload, self.max_bytes, now)
         except WireFormatError as exc:
             self._reject(topic, exc)
-            return False
+            return "rejected"
         self.stats.inc("received_total")
         item = Received(msg, message.payload, now, self._ack_later(message))
         while not self._paused.is_set():
             try:
                 self.out.put(item, timeout=0.5)  # full: backpressure to the broker
-                return True
+                return "queued"
             except queue.Full:
                 continue
-        return False
+        return "paused"
 
     def _ack_later(self, message: mqtt.MQTTMessage) -> Callable[[], None] | None:
         if message.qos == 0 or not self.ack_after_commit:
