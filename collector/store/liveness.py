@@ -18,6 +18,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -54,19 +55,25 @@ def _sqlite_answers(path: Path) -> bool:
     return True
 
 
-def open_when_up(url: str, stop: threading.Event, every: float = 2.0) -> sa.Engine | None:
+def open_when_up(url: str, stop: threading.Event, every: float = 1.0,
+                 say_every: float = 5.0) -> sa.Engine | None:
     """`open_engine(url)` (schema migrated), retried every `every` seconds while the store
-    cannot be reached, with one log line per attempt and no traceback: a collector started
-    before its database waits for it. None when `stop` is set first. Any other failure (a
-    schema newer than this fieldwatch, a bad URL) is raised at once."""
+    cannot be reached — one log line per `say_every` seconds of waiting, no traceback: a
+    collector started before its database waits for it and starts within a second of its
+    return. None when `stop` is set first. Any other failure (a schema newer than this
+    fieldwatch, a bad URL) is raised at once."""
     where = sa.make_url(url).render_as_string(hide_password=True)
+    said, failed = -float("inf"), 0
     while True:
         try:
             return open_engine(url)
         except Exception as exc:  # noqa: BLE001 - only the store's failures are waited out
             if classify(exc) != "store":
                 raise
-            log.warning("the store %s cannot be reached (%s); retrying in %.0fs", where,
-                        describe(exc), every)
+            failed += 1
+            if time.monotonic() - said >= say_every:
+                said = time.monotonic()
+                log.warning("the store %s cannot be reached (%s); retrying every %.0fs "
+                            "(%d attempts so far)", where, describe(exc), every, failed)
         if stop.wait(every):
             return None
