@@ -22,6 +22,7 @@ import msgspec
 from fieldwatch.collector.alerts import TicketChange, plan
 from fieldwatch.collector.ingest import Received
 from fieldwatch.collector.ingest.guard import LogEvery
+from fieldwatch.collector.ingest.memory import Trimmer
 from fieldwatch.collector.rules.engine import Engine, EngineState, Transition
 from fieldwatch.collector.rules.model import Silence
 from fieldwatch.collector.sequence import SeqState, observe
@@ -133,6 +134,7 @@ class Worker:
         self._stop = threading.Event()  # drain what is queued, then stop
         self._abort = threading.Event()  # stop now: the writer gives up a batch it retries
         self._ack_log = LogEvery(5.0)
+        self.trimmer = Trimmer()  # RSS back down after a backlog (ingest/memory.py)
         self.writer = Writer(store, DeadLetters(store.engine), clock, stats, self._abort)
         self._last_take = clock.now()
         self._holding: tuple[int, float | None] = (0, None)  # the batch being stored: n, oldest
@@ -200,6 +202,7 @@ class Worker:
             self._adopt()
             if items:
                 self.process(items)
+                self.trimmer.stored(len(items), self.source.qsize() == 0)
             now = self.clock.now()
             if now - self._last_tick >= self.tick_interval:
                 self.tick(now)
