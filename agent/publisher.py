@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
+from fieldwatch.agent.backoff import ReconnectBackoff
 from fieldwatch.agent.buffer import Entry, Outbox
 from fieldwatch.agent.refusals import PACKET_TOO_LARGE, Refusals, device_key
 
@@ -54,7 +55,7 @@ def publish_packet_size(topic: str, payload: bytes) -> int:
 
 
 class MqttPublisher:
-    """Connects in the background and keeps reconnecting (backoff 1 s → 60 s)."""
+    """Connects in the background and keeps reconnecting (backoff 0.5 s → 10 s, jittered)."""
 
     def __init__(self, device: str, site: str, broker: BrokerConfig, outbox: Outbox,
                  inflight: int = 100, client_id: str | None = None,
@@ -71,6 +72,7 @@ class MqttPublisher:
                                   clean_session=True, will=(self.status_topic, will),
                                   protocol=mqtt.MQTTv5 if mqtt5 else mqtt.MQTTv311)
         self.client.max_inflight_messages_set(inflight)
+        self.backoff = ReconnectBackoff(self.client)  # capped at 10 s, jittered (backoff.py)
         self.client.on_pre_connect = self._on_pre_connect
         self.client.on_connect = self._on_connect
         self.client.on_connect_fail = self._on_connect_fail
@@ -110,6 +112,7 @@ class MqttPublisher:
     # -- paho callbacks (network thread): note and wake, nothing else ------------------------
 
     def _on_pre_connect(self, client: mqtt.Client, userdata: object) -> None:
+        self.backoff.before_attempt(client, userdata)  # the wait should this attempt fail
         if self._protocol_settled:
             return
         answer = speaks_mqtt5(self.broker)
@@ -142,6 +145,7 @@ class MqttPublisher:
             log.info("connected to broker %s:%s (MQTT %s)", self.broker.host, self.broker.port,
                      version)
         self._failures = 0
+        self.backoff.connected()
         online = wire.Status(device=self.device, site=self.site, state="online",
                              cause="connected", agent=__version__)
         client.publish(self.status_topic, wire.encode(online), qos=1, retain=True)

@@ -29,6 +29,8 @@ class CollectorConfig(StrictModel):
     queue_max: int = Field(50_000, gt=0)  # decoded messages waiting; full = backpressure
     keep_raw_for: Duration = 7 * 86400.0  # raw messages (metrics, events) kept for audits
     history: HistoryConfig = HistoryConfig()  # the embedded metric history (docs/history.md)
+    queue_max_bytes: int = Field(64 * 1024 * 1024, gt=0)  # ... and their payloads' bytes
+    stop_timeout: Duration = 10.0  # at stop, time to store what is queued (then redelivered)
     desk: DeskConfig = DeskConfig()  # service desk: SLA, teams, escalation webhook, API tokens
     diag: CollectorDiagConfig = CollectorDiagConfig()  # remote diagnostics
     integrations: IntegrationsConfig = IntegrationsConfig()  # desks, Alertmanager, email

@@ -5,7 +5,9 @@ benchmarks drive; `Worker` is the thread that feeds it from the ingest queue, ti
 engine's clock (absence, offline, silences ending), swaps in reloaded rules between batches and
 records muted alerts (silenced, or explained by a parent's outage) instead of ticketing them.
 A batch the store refuses is retried or split by store/writer.py; `snapshot` is what /healthz
-reads (store/health.py).
+reads (store/health.py). Each item's `ack` (Received) is called only after its batch committed
+or it was set aside as a dead letter: what is unstored at a stop or a crash stays unacknowledged
+at the broker and is redelivered.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from fieldwatch.collector.alerts import TicketChange, plan
 from fieldwatch.collector.history.config import HistoryConfig
 from fieldwatch.collector.history.ingest import Recorder, SampleRows
 from fieldwatch.collector.ingest import Received
+from fieldwatch.collector.ingest.guard import LogEvery
+from fieldwatch.collector.ingest.memory import Trimmer
 from fieldwatch.collector.rules.engine import Engine, EngineState, Transition
 from fieldwatch.collector.rules.model import Silence
 from fieldwatch.collector.sequence import SeqState, observe
@@ -137,8 +141,11 @@ class Worker:
         self._runtime_silences: list[Silence] = []
         self._last_tick = -float("inf")
         self._last_silences = -float("inf")
-        self._stop = threading.Event()
-        self.writer = Writer(store, DeadLetters(store.engine), clock, stats, self._stop)
+        self._stop = threading.Event()  # drain what is queued, then stop
+        self._abort = threading.Event()  # stop now: the writer gives up a batch it retries
+        self._ack_log = LogEvery(5.0)
+        self.trimmer = Trimmer()  # RSS back down after a backlog (ingest/memory.py)
+        self.writer = Writer(store, DeadLetters(store.engine), clock, stats, self._abort)
         self._last_take = clock.now()
         self._holding: tuple[int, float | None] = (0, None)  # the batch being stored: n, oldest
         self._thread = threading.Thread(target=self._run, name="fieldwatch-worker", daemon=True)
@@ -167,9 +174,19 @@ class Worker:
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Finish what is queued, then stop."""
+        """Store what is queued, retrying a failing store, for up to `timeout` seconds; then
+        give up what is still unstored: it is never acknowledged, so the broker redelivers it
+        to the next start (counted in lost_messages_total where the transport cannot)."""
         self._stop.set()
-        self._thread.join(timeout)
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout)
+        self._abort.set()
+        if self._thread.ident is not None:
+            self._thread.join(5.0)
+        left = self.source.qsize()
+        if left:
+            log.warning("stopping with %d messages still queued, unstored and unacknowledged "
+                        "(the broker redelivers them)", left)
 
     def _take(self) -> list[Received]:
         """Group commit: whatever queued while the last batch was written goes in the next one,
@@ -199,10 +216,11 @@ class Worker:
                 self.process(items)
                 self.stats.observe("batch_seconds", time.monotonic() - started)
                 self.stats.observe("batch_messages", len(items))
+                self.trimmer.stored(len(items), self.source.qsize() == 0)
             now = self.clock.now()
             if now - self._last_tick >= self.tick_interval:
                 self.tick(now)
-            if not items and self._stop.is_set():
+            if (not items and self._stop.is_set()) or self._abort.is_set():
                 return
 
     def refresh_silences(self, now: float) -> None:
@@ -236,6 +254,8 @@ class Worker:
             self._holding = (0, None)
         gone = set(written.dead) | set(written.lost)
         stored = [item for i, item in enumerate(items) if i not in gone]
+        unstored = set(written.lost) | set(written.unrecorded)
+        self._ack([item for i, item in enumerate(items) if i not in unstored])
         self.stats.inc("stored_total", n=len(stored))
         self.stats.inc("samples_total", n=sum(len(i.message.samples) for i in stored
                                               if isinstance(i.message, wire.Metrics)))
@@ -243,7 +263,8 @@ class Worker:
         lost = [u for u in written.lost if u < len(items)]
         if lost:
             self.stats.inc("lost_messages_total", n=len(lost))
-            log.error("stopping with %d messages unstored", len(lost))
+            log.error("stopping with %d messages of a batch unstored; left unacknowledged, so "
+                      "the broker redelivers them", len(lost))
         self._forget_sequences({(items[u].message.site, items[u].message.device)
                                 for u in written.dead if u < len(items)
                                 and isinstance(items[u].message, wire.Metrics)})
@@ -260,6 +281,21 @@ class Worker:
             self.stats.inc("history_samples_dropped_total", reason, n=n)
         if gone and self.recorder is not None:
             self.recorder.forget_marks()  # a set-aside row may have carried a bucket's mark
+
+    def _ack(self, items: Sequence[Received]) -> None:
+        """Tell the transport these are durably stored (committed, or set aside as dead
+        letters): only now may the broker forget them. A failed ack costs a redelivery, which
+        the sequence accounting drops, so it is counted and logged, never raised."""
+        for item in items:
+            if item.ack is None:
+                continue
+            try:
+                item.ack()
+            except Exception:  # noqa: BLE001 - the message is stored; the broker redelivers it
+                self.stats.inc("ack_errors_total")
+                if self._ack_log.due() is not None:
+                    log.warning("could not acknowledge a stored message (it will be "
+                                "redelivered; counted in ack_errors_total)", exc_info=True)
 
     def _forget_sequences(self, keys: set[tuple[str, str]]) -> None:
         """Undo what set-aside metrics did to their devices' sequence accounting (a seq of
@@ -300,6 +336,10 @@ class Worker:
     def snapshot(self, now: float) -> Observed:
         """The worker's state as health.assess reads it; safe from any thread."""
         n, since = self._holding
+        oldest = getattr(self.source, "oldest", None)  # FairQueue: still queued counts too
+        queued = oldest() if oldest is not None else None
+        if queued is not None:
+            since = queued if since is None else min(since, queued)
         failing = self.writer.failing_since
         return Observed(
             started=self._thread.ident is not None, worker_alive=self._thread.is_alive(),

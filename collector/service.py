@@ -14,6 +14,7 @@ from datetime import UTC
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from fieldwatch.collector.config import CollectorConfig
@@ -26,6 +27,7 @@ from fieldwatch.collector.history.jobs import HistoryJobs, horizons
 from fieldwatch.collector.history.query import EmbeddedHistory, record_horizons
 from fieldwatch.collector.history.remote_query import RemoteHistory
 from fieldwatch.collector.ingest import MqttIngest, Received
+from fieldwatch.collector.ingest.decode import pack, packed_size, unpack
 from fieldwatch.collector.notifier import WebhookNotifier
 from fieldwatch.collector.notify.apprise_channel import StoreJournal
 from fieldwatch.collector.notify.runtime import build_channels
@@ -86,12 +88,14 @@ class Ticker:
 
 
 class Collector:
-    def __init__(self, cfg: CollectorConfig, clock: Clock | None = None) -> None:
+    def __init__(self, cfg: CollectorConfig, clock: Clock | None = None,
+                 engine: sa.Engine | None = None) -> None:
         self.cfg = cfg
         self.clock = clock or SystemClock()
         self.ruleset = load_rules(cfg.rules)  # RuleError: refuse to start on broken rules
         policy = load_desk(cfg.desk)  # ConfigError: refuse to start on a broken SLA/teams file
-        self.store = Store(open_engine(db_url(cfg.db)), policy)
+        # `engine`: the store already opened (the CLI waits for it: liveness.open_when_up)
+        self.store = Store(engine or open_engine(db_url(cfg.db)), policy)
         self.silences = SilenceStore(self.store.engine)
         self.stats = Stats()
         self.http = httpx.Client(timeout=10.0)
@@ -99,8 +103,10 @@ class Collector:
             self.http, str(cfg.desk.webhook) if cfg.desk.webhook else None))
         self.ticker = Ticker(self.desk, self.stats, cfg.desk.tick)
         # fair across devices: one device's alert storm does not delay the others (fairqueue.py)
+        # and compact while queued: the payload, decoded again as the worker takes it
         self.queue: queue.Queue[Received] = FairQueue(  # type: ignore[assignment]
-            maxsize=cfg.queue_max)
+            maxsize=cfg.queue_max, max_bytes=cfg.queue_max_bytes, size=packed_size, pack=pack,
+            unpack=unpack)
         self.diag = diag_dispatcher(cfg, self.store.engine, self.clock, self.stats,
                                     lambda: self.ruleset, lambda t, p: self.ingest.client.publish(
                                         t, p, qos=1))
@@ -113,6 +119,7 @@ class Collector:
                                         self.clock, self.stats)
         self.health_limits = Limits()  # when /healthz says degraded or failing (store/health.py)
         for name, read in (("queue_depth", self.queue.qsize),
+                           ("queue_bytes", self.queue.nbytes),  # type: ignore[attr-defined]
                            ("oldest_unstored_age_seconds",
                             lambda: self.observed().oldest_unstored_age),
                            ("store_retry_seconds", lambda: self.observed().retrying_for or 0.0),
@@ -219,15 +226,17 @@ class Collector:
         self.history_jobs.start()
 
     def stop(self) -> None:
-        """Stop taking messages, then store everything already taken."""
+        """Stop taking messages, store what was taken within `stop_timeout`, then disconnect:
+        whatever is unstored by then was never acknowledged, and the broker redelivers it."""
         self.ticker.stop()
         self.history_jobs.stop()
         self.reloader.stop()
         if self._old_hup is not None:
             signal.signal(signal.SIGHUP, self._old_hup)
             self._old_hup = None
+        self.ingest.pause()  # what arrives from now on stays unacknowledged at the broker
+        self.worker.stop(self.cfg.stop_timeout)  # store and ack what is queued, if it can
         self.ingest.stop()
-        self.worker.stop()
         if self.diag is not None:
             self.diag.stop()
         self.desks.stop()

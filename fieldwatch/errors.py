@@ -10,6 +10,7 @@
     │   ├── DeskUnavailable    retry later (connection, timeout, 5xx, 429)
     │   └── DeskRejected       give up (4xx other than 429)
     ├── DiagnosticRefused  a diagnostic request was refused (signature, policy, arguments)
+    ├── StoreUnavailable   the store (database) cannot be reached: what, where and why
     ├── TicketError        a service-desk request cannot be done (`code` says why)
     │   ├── TicketNotFound     no such ticket
     │   └── TransitionRefused  the ticket's state does not allow it, or the input is invalid
@@ -101,6 +102,11 @@ class DiagnosticRefused(FieldwatchError):
         self.reason = reason
         self.detail = detail
         super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+class StoreUnavailable(FieldwatchError):
+    """The database cannot be reached (down, refusing connections, its disk gone): a command
+    says so in one line and exits 1."""
 
 
 class TicketError(FieldwatchError):

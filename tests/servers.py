@@ -29,7 +29,7 @@ class Mosquitto:
     the port so clients reconnect to the same address (outage tests)."""
 
     def __init__(self, workdir: Path, port: int | None = None, persistence: bool = True,
-                 extra: str = "") -> None:
+                 extra: str = "", inflight: int = 1000) -> None:
         self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self.host = "127.0.0.1"
         self.port = port or free_port()
@@ -45,7 +45,9 @@ class Mosquitto:
             # run as whoever runs the tests: as root, Mosquitto would switch to its own user,
             # which cannot write the persistence file into this private directory
             f"user {getpass.getuser()}\n"
-            "max_inflight_messages 100\n"
+            # as the shipped config: the collector acks after commit, so this window of
+            # unacknowledged messages is what one batch can hold (docs/operations.md)
+            f"max_inflight_messages {inflight}\n"
             "log_dest stderr\nlog_type error\nlog_type warning\n" + extra)
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -25,7 +25,7 @@ class Observed:
     queue_depth: int = 0
     queue_max: int = 0  # 0: unbounded
     holding: int = 0  # messages taken from the queue, not yet stored (the batch in hand)
-    oldest_unstored_age: float = 0.0  # seconds since the oldest of those was received
+    oldest_unstored_age: float = 0.0  # seconds since the oldest of those, or of the queued, came
     since_last_take: float = 0.0  # seconds since the worker last asked the queue for more
     retrying_for: float | None = None  # seconds the store has been failing; None: it works
     store_error: str = ""  # the last failure, while retrying

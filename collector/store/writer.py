@@ -4,9 +4,12 @@ The worker hands over a prepared batch (rules and sequence accounting have alrea
 The first attempt writes it whole, in one transaction. If the store refuses it, failures.py
 says whose fault it is:
 
-- `store`: keep the batch and retry, backing off to 30 s. Holding it stops the queue draining,
-  which backs up to the broker (QoS 1): data waits, nothing is lost. `failing_since` and
-  `last_error` say so to /healthz meanwhile.
+- `store`: keep the batch and retry, backing off to 30 s — but while waiting, poll whether the
+  store answers (liveness.py, every `ping_every` s), and once it answers after having not,
+  retry at once: a store back from an outage gets its batch within about a second. Holding
+  the batch stops the queue draining, which backs up to the broker (QoS 1, acknowledged only
+  after commit): data waits, nothing is lost. `failing_since` and `last_error` say so to
+  /healthz meanwhile.
 - `data`: split the batch in halves and write each, left first (a ticket's changes keep their
   order), recursively. A single unit (one message, or one ticket change) that still fails with
   a data error goes to the dead-letter table; the others are stored. One bad message among n
@@ -29,6 +32,7 @@ from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from fieldwatch.collector.stats import Stats
+from fieldwatch.collector.store import liveness
 from fieldwatch.collector.store.deadletter import DeadLetters
 from fieldwatch.collector.store.failures import PROBE_AFTER, classify, describe
 from fieldwatch.collector.store.store import BatchWrite, Store
@@ -55,6 +59,9 @@ class Written:
     opened: list[int] = field(default_factory=list)  # tickets opened
     dead: list[int] = field(default_factory=list)  # units set aside in the dead-letter table
     lost: list[int] = field(default_factory=list)  # units left unstored: stop was requested
+    # dead units whose letter was not recorded either (stopping with the store down): only
+    # the log holds them, so the transport must not be told they arrived (redelivered)
+    unrecorded: list[int] = field(default_factory=list)
 
 
 class _Stopped(Exception):
@@ -64,9 +71,13 @@ class _Stopped(Exception):
 class Writer:
     def __init__(self, store: Store, letters: DeadLetters, clock: Clock, stats: Stats,
                  stop: threading.Event, first_delay: float = 0.5,
-                 max_delay: float = 30.0) -> None:
+                 max_delay: float = 30.0, ping_every: float = 1.0,
+                 answers: Callable[[], bool] | None = None) -> None:
         self.store, self.letters, self.clock, self.stats = store, letters, clock, stats
         self.stop, self.first_delay, self.max_delay = stop, first_delay, max_delay
+        self.ping_every = ping_every
+        self.answers = answers or partial(liveness.answers, store.engine)
+        self._seen_down = False  # the store did not answer during this outage
         self.failing_since: float | None = None  # collector time the store began failing
         self.last_error = ""
         self._last_log = -float("inf")
@@ -102,7 +113,8 @@ class Writer:
                 self._set_aside(parts, part[0], exc, letters, out)
             else:
                 todo += _halves(part)
-        self._record(letters, len(units), first_exc)
+        if not self._record(letters, len(units), first_exc):
+            out.unrecorded = list(out.dead)
         return out
 
     def _write_part(self, parts: Parts, units: list[int]) -> list[int]:
@@ -114,26 +126,29 @@ class Writer:
         out.dead.append(unit)
         self.stats.inc("dead_letter_total", type(exc).__name__)
 
-    def _record(self, letters: list[dict[str, Any]], n: int, exc: BaseException) -> None:
+    def _record(self, letters: list[dict[str, Any]], n: int, exc: BaseException) -> bool:
+        """Record the letters; False when stopped before they could be (the store down)."""
         if not letters:
-            return
+            return True
         now = time.monotonic()
         if now - self._last_log > 5:  # a stream of bad data must not flood the log
             self._last_log = now
             log.error("set aside %d of %d units of a batch the store refused (%s); see "
                       "`fieldwatch deadletter list` (counted in dead_letter_total)",
                       len(letters), n, describe(exc))
+        stopped = False
         try:
             _, refused = self._attempt(lambda: self.letters.record(letters))
             recorded = refused is None
         except _Stopped:
-            recorded = False
+            recorded, stopped = False, True
         if not recorded:
             # refused, or stopping while the store is down: the last place left is the log
             self.stats.inc("dead_letter_errors_total", n=len(letters))
             for letter in letters:
                 log.error("dead letter not recorded: %s %s/%s %r", letter["kind"],
                           letter["site"], letter["device"], letter["payload"][:2000])
+        return not stopped
 
     def _attempt(self, write: Callable[[], R]) -> tuple[R | None, BaseException | None]:
         """(result, None) once `write` works; (None, exc) for a failure of the data; retries
@@ -150,14 +165,30 @@ class Writer:
                                       and self._store_works()):
                     return None, exc
                 self._failing(exc, delay, with_trace=kind == "unknown")
-                if self.stop.wait(delay):
+                try:
+                    self._wait(delay)
+                except _Stopped:
                     raise _Stopped from exc
                 delay = min(delay * 2, self.max_delay)
                 continue
             if self.failing_since is not None:
                 log.info("store works again after %.0fs", self.clock.now() - self.failing_since)
-            self.failing_since, self.last_error = None, ""
+            self.failing_since, self.last_error, self._seen_down = None, "", False
             return result, None
+
+    def _wait(self, delay: float) -> None:
+        """Sleep `delay` before the next retry, cut short once the store answers after having
+        not answered in this outage. Raises _Stopped when told to stop meanwhile."""
+        deadline = time.monotonic() + delay
+        while (left := deadline - time.monotonic()) > 0:
+            if self.stop.wait(min(left, self.ping_every)):
+                raise _Stopped
+            if not self.answers():
+                self._seen_down = True
+            elif self._seen_down:
+                self._seen_down = False
+                log.info("the store answers again; retrying now")
+                return
 
     def _failing(self, exc: BaseException, delay: float, with_trace: bool) -> None:
         if self.failing_since is None:

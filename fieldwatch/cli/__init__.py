@@ -111,3 +111,19 @@ def _run(argv: list[str]) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        line = _store_failure(exc)  # the database went away during the command
+        if line is None:
+            raise
+        print(f"fieldwatch {args.command}: {line}", file=sys.stderr)
+        return 1
+
+
+def _store_failure(exc: Exception) -> str | None:
+    """One line for a failure of the store itself (classified as `store`), else None; imports
+    the classifier only when the exception is SQLAlchemy's (the agent's commands stay light)."""
+    if not type(exc).__module__.startswith("sqlalchemy"):
+        return None
+    from fieldwatch.collector.store.failures import classify, describe
+
+    return f"the store failed: {describe(exc)}" if classify(exc) == "store" else None

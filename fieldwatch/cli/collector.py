@@ -29,13 +29,18 @@ def run_collector(args: argparse.Namespace) -> int:
     from fieldwatch.collector.config import CollectorConfig
     from fieldwatch.collector.desks.routes import add_routes
     from fieldwatch.collector.service import Collector
+    from fieldwatch.collector.store.db import db_url
+    from fieldwatch.collector.store.liveness import open_when_up
     from fieldwatch.collector.web.accounts.store import AccountStore
     from fieldwatch.collector.web.pages import add_pages
     from fieldwatch.config import load_config
 
     cfg = load_config(CollectorConfig, args.config)
     stop = stop_on_signals()
-    collector = Collector(cfg)
+    engine = open_when_up(db_url(cfg.db), stop)  # a database still down is waited for
+    if engine is None:
+        return 0  # stopped while waiting
+    collector = Collector(cfg, engine=engine)
     http = None
     if args.http_port is not None:
         app = make_app(collector.desk, collector.stats, collector.health,

@@ -32,17 +32,17 @@ def actor(args: argparse.Namespace) -> str:
 def open_desk(args: argparse.Namespace, *, write: bool = False) -> ServiceDesk:
     """The same ServiceDesk the API uses, over the store named by --db/--data/--config (the
     config's `desk:` gives the SLA and teams policy)."""
+    from fieldwatch.cli.state import open_engine_at
     from fieldwatch.clock import SystemClock
     from fieldwatch.collector.service_desk import ServiceDesk
-    from fieldwatch.collector.store.db import open_engine
     from fieldwatch.collector.store.store import Store
     from fieldwatch.collector.tickets.config import DeskConfig, load_desk
 
     settings = config_settings(args)
     cfg = settings[0]
     policy = load_desk(cfg.desk if cfg else DeskConfig())  # a broken SLA file is the first news
-    url = locate(args, write=write, settings=settings).url
-    return ServiceDesk(Store(open_engine(url), policy), SystemClock())
+    where = locate(args, write=write, settings=settings)
+    return ServiceDesk(Store(open_engine_at(where.url, where.source), policy), SystemClock())
 
 
 def close_desk(desk: ServiceDesk) -> None:

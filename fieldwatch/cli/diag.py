@@ -78,10 +78,11 @@ def register_ticket_actions(tsub: argparse._SubParsersAction) -> None:  # type: 
 
 
 def _diag_store(args: argparse.Namespace, write: bool = False):  # type: ignore[no-untyped-def]
+    from fieldwatch.cli.state import open_engine_at
     from fieldwatch.collector.diag.store import DiagStore
-    from fieldwatch.collector.store.db import open_engine
 
-    return DiagStore(open_engine(locate(args, write=write).url))
+    where = locate(args, write=write)
+    return DiagStore(open_engine_at(where.url, where.source))
 
 
 def _collector(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -90,11 +91,10 @@ def _collector(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     and signing key."""
     import msgspec
 
-    from fieldwatch.cli.state import read_config
+    from fieldwatch.cli.state import open_engine_at, read_config
     from fieldwatch.collector.config import CollectorConfig
     from fieldwatch.collector.diag.local import KEY_NAME
     from fieldwatch.collector.diag.store import DiagStore
-    from fieldwatch.collector.store.db import open_engine
 
     settings = config_settings(args)
     if settings[0] is None and DEFAULT_CONFIG.exists() and not (
@@ -112,7 +112,7 @@ def _collector(args: argparse.Namespace):  # type: ignore[no-untyped-def]
                 update={"private_key": key})})
     if port:
         cfg = cfg.model_copy(update={"broker": msgspec.structs.replace(cfg.broker, port=port)})
-    return cfg, DiagStore(open_engine(where.url))
+    return cfg, DiagStore(open_engine_at(where.url, where.source))
 
 
 def _up_port(data: Path) -> int | None:

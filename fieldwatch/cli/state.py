@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 from fieldwatch.cli.common import CommandLineError
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
+
     from fieldwatch.collector.config import CollectorConfig
     from fieldwatch.collector.store.store import Store
 
@@ -149,7 +151,27 @@ def _database(db: str, source: str, cfg: CollectorConfig | None, write: bool) ->
 
 def open_store(args: argparse.Namespace, *, write: bool = False, policy: Any = None) -> Store:
     """The store `locate` finds, schema migrated (the collector does the same at start)."""
-    from fieldwatch.collector.store.db import open_engine
     from fieldwatch.collector.store.store import Store
 
-    return Store(open_engine(locate(args, write=write).url), policy)
+    where = locate(args, write=write)
+    return Store(open_engine_at(where.url, where.source), policy)
+
+
+def open_engine_at(url: str, source: str = "") -> sa.Engine:
+    """`open_engine(url)`; a store that cannot be reached is StoreUnavailable, one line saying
+    what, where and why (the CLI prints it and exits 1), not a traceback."""
+    import sqlalchemy as sa
+
+    from fieldwatch.collector.store.db import open_engine
+    from fieldwatch.collector.store.failures import classify, describe
+    from fieldwatch.errors import StoreUnavailable
+
+    try:
+        return open_engine(url)
+    except Exception as exc:  # noqa: BLE001 - only the store's failures are put in one line
+        if classify(exc) != "store":
+            raise
+        where = sa.make_url(url).render_as_string(hide_password=True)
+        via = f" (from {source})" if source else ""
+        raise StoreUnavailable(f"cannot reach the store {where}{via}: {describe(exc)}"
+                               ) from None
