@@ -39,8 +39,8 @@ def parse_args(argv: Sequence[str]) -> tuple[Path, bool]:
             verbose = True
         elif arg == "run" and action is None:
             action = arg
-        elif arg == "--config" and action and args:
-            config = Path(args.pop(0))
+        elif arg == "--config" and action and args and not args[0].startswith("-"):
+            config = Path(args.pop(0))  # `--config -v` is a missing FILE, as argparse says
         elif arg.startswith("--config=") and action:
             config = Path(arg.split("=", 1)[1])
         elif arg == "--config" and action:

@@ -11,7 +11,7 @@ import pytest
 from fieldwatch.agent.__main__ import UsageError, parse_args
 from fieldwatch.agent.__main__ import main as agent_main
 from fieldwatch.agent.schedule import IntervalScheduler, build_scheduler, next_due
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from fieldwatch import signing
@@ -154,6 +154,7 @@ def test_bad_agent_arguments_exit_2_with_usage(argv: list[str], message: str,
 
 @given(st.lists(st.sampled_from(["run", "-v", "--config", "--config=x", "x", "--verbose", ""]),
                 max_size=6))
+@example(["run", "--config", "-v"])  # found by hypothesis: -v was taken as the config file
 def test_any_arguments_parse_or_give_a_usage_error(argv: list[str]) -> None:
     try:
         config, verbose = parse_args(argv)
