@@ -26,6 +26,8 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 SHOTS = os.environ.get("FIELDWATCH_SCREENSHOTS")
+POINTS_PER_SERIES = """svg => [...svg.querySelectorAll('g.series')].map(g =>
+    [...g.querySelectorAll('polyline')].reduce((n, p) => n + p.points.numberOfItems, 0))"""
 
 
 @pytest.fixture(scope="module")
@@ -212,9 +214,10 @@ def test_a_device_chart_draws_its_points_and_thresholds(page: Page,
     d.history.add("hq", "web-01", "temp.celsius", [(now - 86400 + 900 * i, 45 + (i % 12))
                                                    for i in range(97)], sensor="cpu")
     page.goto("/device?site=hq&id=web-01")
+    expect(page.locator("figure[data-metric='disk.used_percent'] figcaption .hint")
+           ).to_have_text("raw")  # a day: every sample as stored
     disk_chart = page.locator("figure[data-metric='disk.used_percent'] svg")
-    counts = disk_chart.evaluate("""svg => [...svg.querySelectorAll('g.series')].map(g =>
-        [...g.querySelectorAll('polyline')].reduce((n, p) => n + p.points.numberOfItems, 0))""")
+    counts = disk_chart.evaluate(POINTS_PER_SERIES)
     assert counts == [145, 145]
     temp = page.locator("figure[data-metric='temp.celsius'] svg")
     assert temp.evaluate("svg => svg.querySelector('polyline').points.numberOfItems") == 97
@@ -226,8 +229,14 @@ def test_a_device_chart_draws_its_points_and_thresholds(page: Page,
     page.mouse.move(box["x"] + box["width"] * 0.9, box["y"] + box["height"] / 2)
     expect(disk_chart.locator("g.hover")).to_contain_text("mount=/: ")
     shot(page, "device")
+    assert d.history.roll_up() > 0  # the collector's job: the settled buckets rolled up
     page.click("text=7d")
     expect(page.locator(".ranges a[aria-current]")).to_have_text("7d")
+    expect(page.locator("figure[data-metric='disk.used_percent'] figcaption .hint")
+           ).to_have_text("5m")  # a week: beyond raw's 2 days, read from the 5 min rollups
+    counts = page.locator("figure[data-metric='disk.used_percent'] svg").evaluate(
+        POINTS_PER_SERIES)
+    assert counts == [145, 145]  # a sample every 10 min: one a 5 min bucket
 
 
 def test_switch_to_chinese(page: Page, served: tuple[Desk, str]) -> None:
