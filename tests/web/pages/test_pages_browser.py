@@ -3,44 +3,28 @@ browser is ever downloaded): work a ticket from open to closed, take a phoned-in
 approve a diagnostic, see a device chart with its points and thresholds, switch to Chinese,
 live updates without a reload, and HTML in data shown as text.
 
-One browser for the module (Playwright's sync API keeps an event loop running while it lives,
-which would break other modules' `asyncio.run`), a fresh context and server per test. With
-FIELDWATCH_SCREENSHOTS=docs/desk the tests write the screenshots docs/desk.md shows.
+One browser for the module (tests/web/conftest.py's `browser`: Playwright's sync API keeps an
+event loop running while it lives, which would break other modules' `asyncio.run`), a fresh
+context and server per test. With FIELDWATCH_SCREENSHOTS=docs/desk the tests write the
+screenshots docs/desk.md shows.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fieldwatch.collector.tickets.cases import Resolution
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.web.conftest import password_of
 from tests.web.pages.conftest import Desk, build, serve
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 SHOTS = os.environ.get("FIELDWATCH_SCREENSHOTS")
 POINTS_PER_SERIES = """svg => [...svg.querySelectorAll('g.series')].map(g =>
     [...g.querySelectorAll('polyline')].reduce((n, p) => n + p.points.numberOfItems, 0))"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed; .ci/run must install it")
-        pytest.skip("chromium not installed (apt-get install chromium); CI runs this test")
-    pw: Playwright = sync_playwright().start()
-    b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-    yield b
-    b.close()
-    pw.stop()
 
 
 @pytest.fixture
