@@ -8,6 +8,7 @@ Shared by the pages' tests and bench/desk.py.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
 from fieldwatch.collector.history import SeriesKey
@@ -16,10 +17,13 @@ from fieldwatch.collector.history.config import HistoryConfig
 from fieldwatch.collector.history.ingest import Recorder, SampleRows
 from fieldwatch.collector.history.jobs import horizons
 from fieldwatch.collector.history.query import EmbeddedHistory
+from fieldwatch.collector.history.retention import apply_retention
 from fieldwatch.collector.store.store import BatchWrite, Store
 
 from fieldwatch import wire
 from fieldwatch.clock import Clock
+
+KEEP_RAW_MESSAGES = 7 * 86400.0  # the collector's default keep_raw_for
 
 
 class StoredHistory:
@@ -52,11 +56,18 @@ class StoredHistory:
                    for ts, v in points)
         return SeriesKey(site, device, metric, tuple(sorted(labels.items())))
 
-    def roll_up(self) -> int:
-        """The collector's rollup job at the clock's now: the settled buckets' 5 min and 1 h
-        rollups; returns the rows written."""
-        done = roll_up(self.store.engine, self.clock.now(), self.horizons)
+    def roll_up(self, at: float | None = None) -> int:
+        """The collector's rollup job at `at` (None: the clock's now): the settled buckets'
+        5 min and 1 h rollups; returns the rows written."""
+        done = roll_up(self.store.engine, self.clock.now() if at is None else at,
+                       self.horizons, max_rows=10**9)
         return done["5m"] + done["1h"]
+
+    def retention(self, at: float | None = None) -> Counter[str]:
+        """The collector's retention job at `at` (None: the clock's now): raw samples beyond
+        2 days and rollups beyond theirs deleted; rows deleted per table."""
+        return apply_retention(self.store.engine, self.clock.now() if at is None else at,
+                               self.horizons, KEEP_RAW_MESSAGES)
 
     def message(self, site: str, device: str, ts: float, samples: list[wire.Sample]
                 ) -> wire.Metrics:
