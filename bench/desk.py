@@ -5,7 +5,8 @@ collector: what is measured is reading it), with the shipped SLA policy (busines
 calendars for P2/P3), three timeline events per ticket and a resolution record on every closed
 one. The pages are served by the real server (`HttpServer`, uvicorn on 127.0.0.1:0) and asked
 over keep-alive HTTP, one request at a time, in one run beside a static file served by the same
-server (the floor: loopback, uvicorn and the client).
+server (the floor: loopback, uvicorn and the client), as the supervisor `bench` with its own
+API token (the accounts layer looks the caller up on every request, as for a login session).
 
 Reported per request: wall milliseconds as the client saw them (p50 / p95 / max), and the CPU
 milliseconds the process spent on it (p50 / p95: the server's work, which other load on a
@@ -21,12 +22,16 @@ shared machine does not inflate); the 1-minute load average says how busy the ma
 Goals: queue and ticket p95 < 150 ms, device page with a 7-day chart p95 < 300 ms (exit 1
 when a wall-clock p95 misses its goal).
 
-Metric history: the charts read an in-bench HistoryBackend over a SQLite table in the same
-file (4 series per charted device, one point per 5 minutes for 7 days — what a 5-minute
-rollup returns), through the same `HistoryBackend` protocol the embedded store implements.
+Metric history: the embedded store in the same file, read by `EmbeddedHistory` as
+`fieldwatch up` reads it. 100 charted devices send 4 series every `--interval` seconds
+(default 60) for 7 days; the samples go in as the collector writes them (the worker's
+Recorder, then Store.write: tests/web/pages/history.py), an hour of messages a batch, with the
+collector's rollup job every 6 hours of that week (the same rows as its every-minute runs, in
+fewer calls) and its retention job at the end: raw samples for the last 2 days,
+5 min rollups for the week, so a 7-day chart reads the rollups and the unrolled tail from raw.
 
-Usage: python bench/desk.py [--requests 200] [--keep DIR]  (prints one JSON document; exit 1
-when a goal is missed)
+Usage: python bench/desk.py [--requests 200] [--interval 60] [--keep DIR]  (prints one JSON
+document; exit 1 when a goal is missed)
 """
 
 from __future__ import annotations
@@ -48,19 +53,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from fieldwatch.collector.api import HttpServer, make_app  # noqa: E402
-from fieldwatch.collector.history import Query, Series, SeriesKey  # noqa: E402
+from fieldwatch.collector.history.config import HistoryConfig  # noqa: E402
+from fieldwatch.collector.history.jobs import horizons  # noqa: E402
+from fieldwatch.collector.history.query import EmbeddedHistory  # noqa: E402
+from fieldwatch.collector.history.schema import samples, series  # noqa: E402
 from fieldwatch.collector.rules.loader import load_rules  # noqa: E402
 from fieldwatch.collector.service_desk import ServiceDesk  # noqa: E402
 from fieldwatch.collector.stats import Stats  # noqa: E402
 from fieldwatch.collector.store.db import open_engine  # noqa: E402
 from fieldwatch.collector.store.schema import devices, ticket_events, tickets  # noqa: E402
 from fieldwatch.collector.store.store import Store  # noqa: E402
-from fieldwatch.collector.web import User  # noqa: E402
+from fieldwatch.collector.web.accounts.store import AccountStore  # noqa: E402
 from fieldwatch.collector.web.pages import add_pages  # noqa: E402
-from tests.web.fake_login import COOKIE, TestOnlyLoginMiddleware, TestOnlyUsers  # noqa: E402
 
+from fieldwatch import wire  # noqa: E402
 from fieldwatch.cli.up import default_rules_dir  # noqa: E402
-from fieldwatch.clock import SystemClock  # noqa: E402
+from fieldwatch.clock import FakeClock, SystemClock  # noqa: E402
+from tests.web.pages.history import StoredHistory  # noqa: E402
 
 DEVICES, OPEN, CLOSED = 10_000, 5_000, 100_000
 SITES = [f"site-{i:02d}" for i in range(40)]
@@ -72,50 +81,6 @@ METRICS = [("disk.used_percent", {"mount": "/"}), ("disk.used_percent", {"mount"
            ("cpu.percent", {}), ("temp.celsius", {"sensor": "cpu"})]
 GOALS = {"queue": 150.0, "ticket": 150.0, "device_7d": 300.0}
 CHUNK = 5000
-
-
-class TableHistory:
-    """A HistoryBackend over one table of points (bench only; see the module docstring)."""
-
-    def __init__(self, engine: sa.Engine) -> None:
-        self.engine = engine
-        meta = sa.MetaData()
-        self.points = sa.Table("bench_points", meta,
-                               sa.Column("site", sa.String), sa.Column("device", sa.String),
-                               sa.Column("metric", sa.String), sa.Column("labels", sa.String),
-                               sa.Column("ts", sa.Float), sa.Column("value", sa.Float),
-                               sa.Index("ix_bench_points", "site", "device", "metric", "ts"))
-        meta.create_all(engine)
-
-    def _keys(self, q: Query) -> list[SeriesKey]:
-        p = self.points
-        conds = [p.c.ts >= q.start, p.c.ts <= q.end]
-        if q.selector.device is not None:
-            conds.append(p.c.device == q.selector.device.value)
-        if q.selector.site is not None:
-            conds.append(p.c.site == q.selector.site.value)
-        if q.metric:
-            conds.append(p.c.metric == q.metric)
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(p.c.site, p.c.device, p.c.metric, p.c.labels)
-                                .where(*conds).distinct()).all()
-        return [SeriesKey(r.site, r.device, r.metric, tuple(sorted(json.loads(r.labels).items())))
-                for r in rows]
-
-    def series(self, query: Query) -> list[SeriesKey]:
-        return self._keys(query)
-
-    def query(self, query: Query) -> list[Series]:
-        p = self.points
-        out = []
-        with self.engine.connect() as conn:
-            for k in self._keys(query):
-                pts = conn.execute(sa.select(p.c.ts, p.c.value).where(
-                    p.c.site == k.site, p.c.device == k.device, p.c.metric == k.metric,
-                    p.c.labels == json.dumps(dict(k.labels), sort_keys=True),
-                    p.c.ts >= query.start, p.c.ts <= query.end).order_by(p.c.ts)).all()
-                out.append(Series(k, [(t, v) for t, v in pts], "5m"))
-        return out
 
 
 def generate(engine: sa.Engine, now: float, rng: random.Random) -> dict[str, Any]:
@@ -182,23 +147,36 @@ def _flush(engine: sa.Engine, rows: list[dict[str, Any]], events: list[dict[str,
     events.clear()
 
 
-def fill_history(history: TableHistory, chosen: list[tuple[str, str]], now: float,
-                 rng: random.Random) -> int:
-    step, span = 300.0, 7 * 86400
-    n = 0
-    with history.engine.begin() as conn:
-        for site, dev in chosen:
-            batch = []
-            for metric, labels in METRICS:
-                base = rng.uniform(20, 70)
-                lab = json.dumps(labels, sort_keys=True)
-                for i in range(int(span / step)):
-                    t = now - span + i * step
-                    batch.append({"site": site, "device": dev, "metric": metric,
-                                  "labels": lab, "ts": t, "value": base + 10 * ((i % 288) / 288)})
-            conn.execute(history.points.insert(), batch)
-            n += len(batch)
-    return n
+def fill_history(store: Store, chosen: list[tuple[str, str]], now: float, interval: float,
+                 rng: random.Random) -> dict[str, Any]:
+    """7 days of the charted devices' metrics up to `now` as a collector would have stored
+    them: written an hour at a time, rolled up every 6 hours, retention applied at `now`."""
+    span, hour = 7 * 86400.0, 3600.0
+    clock = FakeClock(now - span)
+    history = StoredHistory(store, clock)
+    base = {(dev, m): rng.uniform(20, 70) for _, dev in chosen for m in range(len(METRICS))}
+    written = rolled = 0
+    t = rolled_at = now - span
+    while t < now:
+        end = min(t + hour, now)
+        msgs = []
+        for k in range(math.ceil((end - t) / interval)):
+            ts = t + k * interval
+            day = (ts % 86400) / 86400
+            msgs += [history.message(site, dev, ts, [
+                wire.Sample(metric, base[(dev, m)] + 10 * day, labels)
+                for m, (metric, labels) in enumerate(METRICS)]) for site, dev in chosen]
+        clock.t = end
+        written += history.write(msgs)
+        if end - rolled_at >= 6 * hour or end >= now:  # the rows of every minute's runs
+            rolled += history.roll_up()
+            rolled_at = end
+        t = end
+    gone = history.retention()
+    with store.engine.connect() as conn:
+        raw = conn.execute(sa.select(sa.func.count()).select_from(samples)).scalar_one()
+    return {"samples_written": written, "rollup_rows": rolled, "raw_rows_kept": raw,
+            "raw_rows_deleted": gone["samples"]}
 
 
 def timed(client: httpx.Client, paths: list[str]) -> list[tuple[float, float]]:
@@ -240,6 +218,8 @@ def summary(times: list[tuple[float, float]]) -> dict[str, float]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=200, help="requests per page kind")
+    ap.add_argument("--interval", type=float, default=60.0,
+                    help="seconds between a charted device's samples")
     ap.add_argument("--keep", type=Path, help="keep the database in this directory (and use "
                     "the one an earlier run left there)")
     args = ap.parse_args()
@@ -250,32 +230,37 @@ def main() -> int:
     reuse = (where / "desk.db").exists()
     engine = open_engine(f"sqlite:///{where / 'desk.db'}")
     now = time.time()
+    store = Store(engine)
     t0 = time.perf_counter()
-    history = TableHistory(engine)
     if reuse:  # --keep DIR of an earlier run: its data (times are as they were then)
         with engine.connect() as conn:
             now = conn.execute(sa.select(sa.func.max(devices.c.last_seen))).scalar_one() + 10
             charted = [(r.site, r.device) for r in conn.execute(
-                sa.select(history.points.c.site, history.points.c.device).distinct())]
-        points = 0
+                sa.select(series.c.site, series.c.device).distinct())]
+        history: dict[str, Any] = {}
     else:
         names = generate(engine, now, rng)["names"]
+        t1 = time.perf_counter()
         charted = rng.sample(names, 100)
-        points = fill_history(history, charted, now, rng)
+        history = fill_history(store, charted, now, args.interval, rng)
+        history["fill_s"] = round(time.perf_counter() - t1, 1)
     made = time.perf_counter() - t0
 
-    desk = ServiceDesk(Store(engine), SystemClock())
-    users = TestOnlyUsers(User("bench", "supervisor"))
-    app = make_app(desk, Stats())
+    desk = ServiceDesk(store, SystemClock())
+    accounts = AccountStore(engine, clock=desk.clock)
+    if accounts.user("bench") is None:
+        accounts.add("bench", "supervisor", sites=["*"])
+    token = accounts.new_token("bench", "bench/desk.py")  # a user's own API token
+    app = make_app(desk, Stats(), accounts=accounts)
     ruleset = load_rules([default_rules_dir()])
-    add_pages(app, desk, lambda: history, rules=lambda: ruleset)
-    app.add_middleware(TestOnlyLoginMiddleware, users=users)
+    backend = EmbeddedHistory(engine, horizons(HistoryConfig()), desk.clock)  # as `up`'s
+    add_pages(app, desk, lambda: backend, rules=lambda: ruleset)
     server = HttpServer(app, port=0)
     server.start()
     n = args.requests
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=60,
-                          cookies={COOKIE: "bench"}) as client:
+                          headers={"Authorization": f"Bearer {token}"}) as client:
             cold = timed(client, ["/"])
             with engine.connect() as conn:
                 open_ids = list(conn.execute(sa.select(tickets.c.id).where(
@@ -304,7 +289,7 @@ def main() -> int:
     met_cpu = {k: results[k]["cpu_p95_ms"] < goal for k, goal in GOALS.items()}
     out = {"load_average_1m": round(os.getloadavg()[0], 2), "cores": os.cpu_count(),
            "devices": DEVICES, "open_tickets": OPEN, "closed_tickets": CLOSED,
-           "history_points": points, "generate_s": round(made, 1), "goals_p95_ms": GOALS,
+           "history": history, "generate_s": round(made, 1), "goals_p95_ms": GOALS,
            "results": results, "goals_met": met, "goals_met_on_cpu_time": met_cpu}
     json.dump(out, sys.stdout, indent=2)
     sys.stdout.write("\n")

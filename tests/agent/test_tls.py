@@ -3,8 +3,6 @@ requires all three; a wrong password is refused, buffered, and never logged."""
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import logging
 import shutil
 import subprocess
@@ -13,10 +11,6 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from fieldwatch.agent.config import AgentConfig
 from fieldwatch.agent.daemon import Agent
 
@@ -24,32 +18,10 @@ from fieldwatch import wire
 from fieldwatch.structs import convert
 from tests.e2e.procs import wait_for
 from tests.servers import Mosquitto, wait_port
+from tests.tls import make_pki
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "pw-0f3c9a-never-logged"
-
-
-def _cert(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Certificate | None,
-          issuer_key: ec.EllipticCurvePrivateKey | None, ca: bool) -> x509.Certificate:
-    now = dt.datetime.now(dt.UTC)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    b = (x509.CertificateBuilder().subject_name(name)
-         .issuer_name(issuer.subject if issuer else name).public_key(key.public_key())
-         .serial_number(x509.random_serial_number())
-         .not_valid_before(now - dt.timedelta(minutes=5))
-         .not_valid_after(now + dt.timedelta(days=1))
-         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if not ca:
-        b = b.add_extension(x509.SubjectAlternativeName(
-            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-    return b.sign(issuer_key or key, hashes.SHA256())
-
-
-def _write(path: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> None:
-    path.with_suffix(".pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    path.with_suffix(".key").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
 
 
 @pytest.fixture
@@ -57,13 +29,7 @@ def tls_broker(tmp_path: Path):  # type: ignore[no-untyped-def]
     if shutil.which("mosquitto_passwd") is None:
         pytest.skip("mosquitto_passwd not installed (it comes with mosquitto)")
     pki = tmp_path / "pki"
-    pki.mkdir()
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = _cert("fieldwatch test CA", ca_key, None, None, ca=True)
-    _write(pki / "ca", ca, ca_key)
-    for name in ("server", "agent"):
-        key = ec.generate_private_key(ec.SECP256R1())
-        _write(pki / name, _cert(name, key, ca, ca_key, ca=False), key)
+    make_pki(pki, "server", "agent")
     pwfile = tmp_path / "passwd"
     subprocess.run(["mosquitto_passwd", "-b", "-c", str(pwfile), "web-01", PASSWORD],
                    check=True, timeout=30, capture_output=True)

@@ -8,9 +8,7 @@ documented install), "standalone" runs it alone with the one line it then needs.
 
 from __future__ import annotations
 
-import datetime as dt
 import getpass
-import ipaddress
 import re
 import shutil
 import socket
@@ -24,12 +22,9 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from fieldwatch.broker import free_port
+from tests.tls import make_pki
 
 SHIPPED = Path(__file__).resolve().parents[2] / "config" / "mosquitto"
 
@@ -71,36 +66,6 @@ def substitute(conf: str, tmp: Path, port: int) -> str:
             assert not re.search(r"(^|\s)/", line), f"a path this test does not know: {line}"
         out.append(line)
     return "\n".join(out) + "\n"
-
-
-def _cert(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Certificate | None,
-          issuer_key: ec.EllipticCurvePrivateKey | None) -> x509.Certificate:
-    now = dt.datetime.now(dt.UTC)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    b = (x509.CertificateBuilder().subject_name(name)
-         .issuer_name(issuer.subject if issuer else name).public_key(key.public_key())
-         .serial_number(x509.random_serial_number())
-         .not_valid_before(now - dt.timedelta(minutes=5))
-         .not_valid_after(now + dt.timedelta(days=1))
-         .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None),
-                        critical=True))
-    if issuer is not None:
-        b = b.add_extension(x509.SubjectAlternativeName(
-            [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
-            critical=False)
-    return b.sign(issuer_key or key, hashes.SHA256())
-
-
-def make_pki(certs: Path) -> None:
-    certs.mkdir(parents=True)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = _cert("fieldwatch test CA", ca_key, None, None)
-    key = ec.generate_private_key(ec.SECP256R1())
-    pem = serialization.Encoding.PEM
-    (certs / "ca.pem").write_bytes(ca.public_bytes(pem))
-    (certs / "broker.pem").write_bytes(_cert("broker", key, ca, ca_key).public_bytes(pem))
-    (certs / "broker.key").write_bytes(key.private_bytes(
-        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
 
 
 @dataclass
@@ -168,7 +133,7 @@ def stage(tmp: Path, users: dict[str, str], layout: str = "debian", acl_extra: s
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
             pytest.skip(f"{tool} not installed (apt-get install mosquitto)")
     tmp.mkdir(parents=True, exist_ok=True)
-    make_pki(tmp / "certs")
+    make_pki(tmp / "certs", "broker")
     passwd = tmp / PATHS["password_file"]
     for i, (user, password) in enumerate(users.items()):
         subprocess.run(["mosquitto_passwd", *(["-c"] if i == 0 else []), "-b", str(passwd),

@@ -48,6 +48,13 @@ class WebhookReceiver:
             self.effects.append(data)
         return Reply(200, {"id": data["reference"]})
 
+    def actions(self) -> dict[str, list[str]]:
+        """Ticket reference → the actions accepted for it, in order."""
+        out: dict[str, list[str]] = {}
+        for e in self.effects:
+            out.setdefault(e["reference"], []).append(e["action"])
+        return out
+
 
 @dataclass
 class PagerDutyEmu:

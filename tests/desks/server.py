@@ -19,6 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import httpx
+
 
 @dataclass
 class Req:
@@ -142,6 +144,15 @@ class DeskServer:
                 return False
         except OSError:
             return True
+
+
+def answers(url: str) -> bool:
+    """Whether an HTTP server answers at `url` at all (any status)."""
+    try:
+        httpx.get(url, timeout=1)
+        return True
+    except httpx.HTTPError:
+        return False
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 20.0, every: float = 0.02) -> Any:

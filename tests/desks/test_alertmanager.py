@@ -206,18 +206,12 @@ def api(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, St
                                                 tokens=lambda: {"api-token"})), port=0)
     server.start()
     base = f"http://127.0.0.1:{server.port}"
-    from tests.desks.server import wait_for
-    wait_for(lambda: _up(base))
+    from tests.desks.server import answers, wait_for
+    wait_for(lambda: answers(base + "/api/v1/outbox"))
     yield base, stats
     server.stop()
 
 
-def _up(base: str) -> bool:
-    try:
-        httpx.get(base + "/api/v1/outbox", timeout=1)
-        return True
-    except httpx.HTTPError:
-        return False
 
 
 def test_http_endpoint_needs_its_token_and_explains_refusals(

@@ -61,7 +61,7 @@ def test_outbox_api_lists_and_retries_behind_the_token(db: str) -> None:
     from starlette.applications import Starlette
 
     from fieldwatch.clock import FakeClock
-    from tests.desks.server import wait_for
+    from tests.desks.server import answers, wait_for
 
     store = Store(open_engine(db, create=False))
     app = Starlette(routes=routes(store, IntegrationsConfig(), FakeClock(), Stats(),
@@ -71,7 +71,7 @@ def test_outbox_api_lists_and_retries_behind_the_token(db: str) -> None:
     base = f"http://127.0.0.1:{server.port}/api/v1/outbox"
     auth = {"Authorization": "Bearer api-token"}
     try:
-        wait_for(lambda: _answers(base))
+        wait_for(lambda: answers(base))
         assert httpx.get(base).status_code == 401
         listed = httpx.get(base, headers=auth).json()
         assert listed["counts"] == {"hook": {"dead": 1, "pending": 1}}
@@ -85,12 +85,3 @@ def test_outbox_api_lists_and_retries_behind_the_token(db: str) -> None:
         server.stop()
         store.engine.dispose()
 
-
-def _answers(url: str) -> bool:
-    import httpx
-
-    try:
-        httpx.get(url, timeout=1)
-        return True
-    except httpx.HTTPError:
-        return False

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import re
 import ssl
 import time
@@ -18,10 +16,6 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from fieldwatch.collector import outbox
 from fieldwatch.collector.alerts import TicketChange
 from fieldwatch.collector.desks.config import EmailDesk, RetryPolicy
@@ -33,28 +27,9 @@ from fieldwatch.broker import free_port
 from fieldwatch.clock import FakeClock
 from fieldwatch.errors import DeskRejected, DeskUnavailable
 from tests.desks.kits import change
+from tests.tls import self_signed, server_context
 
 TEAMS = {"hardware": ["hw@example.com", "lead@example.com"]}
-
-
-def self_signed(tmp: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=1))
-            .not_valid_after(now + dt.timedelta(hours=1))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = tmp / "smtp.crt", tmp / "smtp.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
 
 
 @dataclass
@@ -79,11 +54,9 @@ def authenticator(server: Any, session: Any, envelope: Any, mechanism: str,
 @pytest.fixture
 def smtp(tmp_path: Path) -> Iterator[tuple[Mailbox, int, Path]]:
     cert, key = self_signed(tmp_path)
-    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    tls.load_cert_chain(cert, key)
     box = Mailbox()
     port = free_port()
-    ctl = Controller(box, hostname="127.0.0.1", port=port, tls_context=tls,
+    ctl = Controller(box, hostname="127.0.0.1", port=port, tls_context=server_context(cert, key),
                      require_starttls=True, auth_required=True, authenticator=authenticator)
     ctl.start()
     yield box, port, cert
@@ -149,7 +122,7 @@ def test_server_down_is_retryable(tmp_path: Path) -> None:
 def test_untrusted_certificate_is_not_sent_to(smtp: tuple[Mailbox, int, Path],
                                               tmp_path: Path) -> None:
     box, port, _ = smtp
-    other, _ = self_signed(tmp_path / "..")
+    other, _ = self_signed(tmp_path / "other")
     with pytest.raises(DeskUnavailable, match="SSL"):
         email(port, other).deliver(change("open", 1))
     assert box.received == []

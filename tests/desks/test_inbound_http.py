@@ -22,7 +22,7 @@ from fieldwatch.clock import FakeClock
 from fieldwatch.errors import ConfigError
 from tests.desks.inbound_kits import SECRET, Said
 from tests.desks.inbound_rig import API_TOKEN, Rig
-from tests.desks.server import wait_for
+from tests.desks.server import answers, wait_for
 
 
 @pytest.mark.parametrize(("path", "headers", "status"), [
@@ -138,7 +138,7 @@ def test_over_a_real_socket(rig_factory: Any) -> None:
     server.start()
     try:
         base = f"http://127.0.0.1:{server.port}"
-        wait_for(lambda: _up(base))
+        wait_for(lambda: answers(base + "/api/v1/inbound"))
         rig.clock.advance(30)
         headers, body = rig.kit.webhook(ext, Said("resolve"), rig.clock.now())
         r = httpx.post(f"{base}/api/v1/inbound/jira", content=body, headers=headers)
@@ -162,12 +162,6 @@ def test_the_api_server_answers_without_waiting_for_delayed_acks() -> None:
         server.sock.close()
 
 
-def _up(base: str) -> bool:
-    try:
-        httpx.get(base + "/api/v1/inbound", timeout=1)
-        return True
-    except httpx.HTTPError:
-        return False
 
 
 def test_the_reconciler_runs_each_desk_on_its_period(rig_factory: Any) -> None:

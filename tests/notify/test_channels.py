@@ -24,7 +24,8 @@ from fieldwatch.broker import free_port
 from fieldwatch.clock import FakeClock
 from fieldwatch.errors import DeskUnavailable
 from tests.notify.helpers import ALEX_WEEK, ListJournal, change, notifications, teams
-from tests.notify.receivers import Receiver, Req, self_signed, server_tls
+from tests.notify.receivers import Receiver, Req
+from tests.tls import self_signed, server_context
 
 SLACK = "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ/#ops"
 TELEGRAM_TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
@@ -72,7 +73,7 @@ def test_microsoft_teams_workflow_over_tls(receiver: Receiver, tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """Teams Workflows always speak HTTPS: a TLS receiver whose CA requests is told of."""
     cert, key = self_signed(tmp_path)
-    tls = Receiver(receiver.answer, tls=server_tls(cert, key)).start()
+    tls = Receiver(receiver.answer, tls=server_context(cert, key)).start()
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
     try:
         req = deliver(f"workflows://127.0.0.1:{tls.port}/abc123WF/sigXYZ_987", tls)
@@ -186,7 +187,7 @@ def smtp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Mail
     cert, key = self_signed(tmp_path)
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the client trusts the test CA
     box, port = Mailbox(), free_port()
-    ctl = Controller(box, hostname="127.0.0.1", port=port, tls_context=server_tls(cert, key),
+    ctl = Controller(box, hostname="127.0.0.1", port=port, tls_context=server_context(cert, key),
                      require_starttls=True, authenticator=_auth, auth_require_tls=True)
     ctl.start()
     yield box, port

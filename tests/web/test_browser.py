@@ -150,3 +150,43 @@ def test_another_sites_page_cannot_make_the_browser_act(
     assert web.stats.get("http_refused_total", "cross_origin") >= 1
     page.goto("/")
     assert page.url == web.url("/")  # still logged in: nothing was done in ana's name
+
+
+def test_the_icon_loads_and_nothing_the_pages_ask_for_is_missing(
+        web: WebDesk, browser: Any) -> None:
+    """The browser's own network log and console, from the login form through the queue and a
+    ticket to an error page: the linked icon arrives, /favicon.ico leads to it, and the only
+    4xx is the page asked for on purpose."""
+    ctx = browser.new_context(base_url=web.base, locale="en-US")
+    try:
+        page = ctx.new_page()
+        answers: list[tuple[int, str, str]] = []
+        errors: list[str] = []
+        page.on("response", lambda r: answers.append(
+            (r.status, r.url.removeprefix(web.base), r.headers.get("content-type", ""))))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+
+        def icon(r: Any) -> bool:
+            return r.url == web.url("/static/favicon.svg")
+
+        with page.expect_response(icon) as first:
+            page.goto("/login")
+        assert first.value.status == 200
+        page.fill("input[name=name]", "ana")
+        page.fill("input[name=password]", password_of("ana"))
+        with page.expect_navigation():
+            page.click("button[type=submit]")
+        for path in ["/", f"/tickets/{web.tickets[SITE_A]}", "/tickets/999999"]:
+            page.goto(path)
+            page.wait_for_load_state("load")
+            href = page.eval_on_selector("link[rel=icon]", "l => l.href")
+            assert href == web.url("/static/favicon.svg"), path
+        ico = page.goto("/favicon.ico")
+        assert ico is not None and ico.request.redirected_from is not None
+        assert ico.request.redirected_from.url == web.url("/favicon.ico")
+        assert (ico.status, ico.url) == (200, web.url("/static/favicon.svg"))
+    finally:
+        ctx.close()
+    assert (200, "/static/favicon.svg", "image/svg+xml") in answers
+    assert [(s, p) for s, p, _ in answers if s >= 400] == [(404, "/tickets/999999")]
+    assert len(errors) == 1 and "404" in errors[0], errors  # the error page's own status

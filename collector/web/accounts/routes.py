@@ -81,6 +81,7 @@ def login_page(request: Request, *, error: str = "", status: int = 200) -> HTMLR
         f"<!doctype html><html lang={'zh-Hans' if lang == 'zh' else 'en'}><meta charset=utf-8>"
         "<meta name=viewport content='width=device-width,initial-scale=1'>"
         f"<title>{html.escape(t['title'])}</title>"
+        "<link rel=icon href=/static/favicon.svg type=image/svg+xml>"
         "<style>body{font-family:sans-serif;max-width:22em;margin:4em auto}"
         "label{display:block;margin:.6em 0}input{width:100%;padding:.3em}"
         ".error{color:#b00}</style>"

@@ -38,7 +38,7 @@ from fieldwatch.collector.web.pages.render import Renderer
 from fieldwatch.collector.web.pages.urgency import AT_RISK, DueCache, OrderCache, Recent
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
 MODULES = (queue, intake, ticket, device, approvals, silences, dashboard, monthly, live)
@@ -71,9 +71,19 @@ def add_pages(app: FastAPI, desk: ServiceDesk,
     add_error_pages(app, pages)
     app.mount("/static", StaticFiles(packages=[("fieldwatch.collector.web", "static")]),
               name="static")
+    app.add_api_route("/favicon.ico", favicon, methods=["GET", "HEAD"], include_in_schema=False)
     for module in MODULES:
         app.include_router(module.routes(pages))
     return pages
+
+
+FAVICON = "/static/favicon.svg"
+
+
+def favicon() -> Response:
+    """Browsers ask for /favicon.ico whatever the page links (a bookmark, an image or a JSON
+    route opened in a tab): send them to the icon the pages link, no login needed."""
+    return RedirectResponse(FAVICON, 301)
 
 
 NOT_PAGES = ("/api/", "/desk/", "/static/", "/metrics", "/healthz")

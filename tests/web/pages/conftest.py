@@ -1,7 +1,7 @@
 """Fixtures of the desk pages: a real store (SQLite) behind a ServiceDesk on a fake clock, the
 whole app as `fieldwatch up` builds it plus the pages, the TEST-ONLY login stand-in
 and the real accounts layer (users logged in by their own API token in-process, by the login
-form in the browser), and an in-test metric history."""
+form in the browser), and the embedded metric history in the same database (history.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import httpx
 import pytest
 from fieldwatch.collector.alerts import TicketChange
 from fieldwatch.collector.api import HttpServer, make_app
-from fieldwatch.collector.history import Query, Series, SeriesKey
 from fieldwatch.collector.rules.loader import ruleset_from_text
 from fieldwatch.collector.rules.model import RuleSet
 from fieldwatch.collector.service_desk import ServiceDesk
@@ -30,6 +29,7 @@ from fieldwatch.collector.web.pages import Pages, add_pages
 from fieldwatch.clock import FakeClock
 from tests.tickets.helpers import berlin, desk_policy
 from tests.web.conftest import cheap_passwords, password_of
+from tests.web.pages.history import StoredHistory
 
 NOW = berlin(2027, 3, 3, 11)  # a Wednesday, inside business hours
 API_TOKEN = "pages-test-token"
@@ -58,35 +58,6 @@ rules:
 
 USERS = (User("ada", "supervisor"), User("eng", "engineer", frozenset({"hq"})),
          User("vic", "viewer"), User("lin", "engineer", language="zh"))
-
-
-class FixedHistory:
-    """An in-test HistoryBackend (collector/history's contract) over fixed points; metric ""
-    matches every metric, as the real backends do."""
-
-    def __init__(self) -> None:
-        self.points: dict[SeriesKey, list[tuple[float, float]]] = {}
-
-    def add(self, site: str, device: str, metric: str, points: list[tuple[float, float]],
-            **labels: str) -> SeriesKey:
-        key = SeriesKey(site, device, metric, tuple(sorted(labels.items())))
-        self.points[key] = sorted(points)
-        return key
-
-    def _matching(self, q: Query) -> list[SeriesKey]:
-        return [k for k in sorted(self.points, key=repr)
-                if (not q.metric or k.metric == q.metric)
-                and q.selector.matches_device(k.site, k.device, "")
-                and q.selector.matches_labels(dict(k.labels))]
-
-    def series(self, query: Query) -> list[SeriesKey]:
-        return [k for k in self._matching(query)
-                if any(query.start <= t <= query.end for t, _ in self.points[k])]
-
-    def query(self, query: Query) -> list[Series]:
-        out = [Series(k, [(t, v) for t, v in self.points[k] if query.start <= t <= query.end])
-               for k in self._matching(query)]
-        return [s for s in out if s.points]
 
 
 class Client:
@@ -121,7 +92,7 @@ class Desk:
     desk: ServiceDesk
     store: Store
     clock: FakeClock
-    history: FixedHistory
+    history: StoredHistory  # the embedded store the charts read
     accounts: AccountStore
     pages: Pages
     ruleset: RuleSet
@@ -169,10 +140,10 @@ def build(tmp_path: Path, poll_seconds: float = 0.0) -> Desk:
     store = Store(open_engine(f"sqlite:///{tmp_path / 'desk.db'}"), desk_policy())
     desk = ServiceDesk(store, clock)
     accounts = AccountStore(store.engine, cheap_passwords(), clock)
-    history = FixedHistory()
+    history = StoredHistory(store, clock)
     ruleset = ruleset_from_text(RULES, "rules.yaml")
     app = make_app(desk, Stats(), tokens=lambda: frozenset({API_TOKEN}), accounts=accounts)
-    pages = add_pages(app, desk, lambda: history, rules=lambda: ruleset,
+    pages = add_pages(app, desk, lambda: history.backend, rules=lambda: ruleset,
                       poll_seconds=poll_seconds)
     d = Desk(app, desk, store, clock, history, accounts, pages, ruleset)
     for u in USERS:

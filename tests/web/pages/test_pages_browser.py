@@ -3,42 +3,28 @@ browser is ever downloaded): work a ticket from open to closed, take a phoned-in
 approve a diagnostic, see a device chart with its points and thresholds, switch to Chinese,
 live updates without a reload, and HTML in data shown as text.
 
-One browser for the module (Playwright's sync API keeps an event loop running while it lives,
-which would break other modules' `asyncio.run`), a fresh context and server per test. With
-FIELDWATCH_SCREENSHOTS=docs/desk the tests write the screenshots docs/desk.md shows.
+One browser for the module (tests/web/conftest.py's `browser`: Playwright's sync API keeps an
+event loop running while it lives, which would break other modules' `asyncio.run`), a fresh
+context and server per test. With FIELDWATCH_SCREENSHOTS=docs/desk the tests write the
+screenshots docs/desk.md shows.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fieldwatch.collector.tickets.cases import Resolution
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.web.conftest import password_of
 from tests.web.pages.conftest import Desk, build, serve
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 SHOTS = os.environ.get("FIELDWATCH_SCREENSHOTS")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed; .ci/run must install it")
-        pytest.skip("chromium not installed (apt-get install chromium); CI runs this test")
-    pw: Playwright = sync_playwright().start()
-    b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-    yield b
-    b.close()
-    pw.stop()
+POINTS_PER_SERIES = """svg => [...svg.querySelectorAll('g.series')].map(g =>
+    [...g.querySelectorAll('polyline')].reduce((n, p) => n + p.points.numberOfItems, 0))"""
 
 
 @pytest.fixture
@@ -212,9 +198,10 @@ def test_a_device_chart_draws_its_points_and_thresholds(page: Page,
     d.history.add("hq", "web-01", "temp.celsius", [(now - 86400 + 900 * i, 45 + (i % 12))
                                                    for i in range(97)], sensor="cpu")
     page.goto("/device?site=hq&id=web-01")
+    expect(page.locator("figure[data-metric='disk.used_percent'] figcaption .hint")
+           ).to_have_text("raw")  # a day: every sample as stored
     disk_chart = page.locator("figure[data-metric='disk.used_percent'] svg")
-    counts = disk_chart.evaluate("""svg => [...svg.querySelectorAll('g.series')].map(g =>
-        [...g.querySelectorAll('polyline')].reduce((n, p) => n + p.points.numberOfItems, 0))""")
+    counts = disk_chart.evaluate(POINTS_PER_SERIES)
     assert counts == [145, 145]
     temp = page.locator("figure[data-metric='temp.celsius'] svg")
     assert temp.evaluate("svg => svg.querySelector('polyline').points.numberOfItems") == 97
@@ -226,8 +213,14 @@ def test_a_device_chart_draws_its_points_and_thresholds(page: Page,
     page.mouse.move(box["x"] + box["width"] * 0.9, box["y"] + box["height"] / 2)
     expect(disk_chart.locator("g.hover")).to_contain_text("mount=/: ")
     shot(page, "device")
+    assert d.history.roll_up() > 0  # the collector's job: the settled buckets rolled up
     page.click("text=7d")
     expect(page.locator(".ranges a[aria-current]")).to_have_text("7d")
+    expect(page.locator("figure[data-metric='disk.used_percent'] figcaption .hint")
+           ).to_have_text("5m")  # a week: beyond raw's 2 days, read from the 5 min rollups
+    counts = page.locator("figure[data-metric='disk.used_percent'] svg").evaluate(
+        POINTS_PER_SERIES)
+    assert counts == [145, 145]  # a sample every 10 min: one a 5 min bucket
 
 
 def test_switch_to_chinese(page: Page, served: tuple[Desk, str]) -> None:

@@ -58,6 +58,21 @@ def test_static_files_come_from_the_package(web: Desk) -> None:
     assert c.get("/static/../i18n/zh.po").status_code == 404
 
 
+def test_the_icon_is_there_for_anyone(web: Desk) -> None:
+    """/favicon.ico, which browsers ask for unprompted, leads to the icon the pages link."""
+    c = web.client(None)
+    ico = c.get("/favicon.ico")
+    assert (ico.status_code, ico.headers["location"]) == (301, "/static/favicon.svg")
+    assert c.request("HEAD", "/favicon.ico").status_code == 301
+    svg = c.get("/static/favicon.svg")
+    assert svg.status_code == 200 and svg.headers["content-type"] == "image/svg+xml"
+    assert svg.text.startswith("<svg ")
+    link = '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">'
+    assert link in web.client("ada").get("/").text
+    assert link in web.client("ada").get("/tickets/999999").text  # the error page too
+    assert "<link rel=icon href=/static/favicon.svg" in c.get("/login").text
+
+
 def test_a_viewer_reads_but_does_not_act(web: Desk) -> None:
     ids = seeded(web)
     c = web.client("vic")
