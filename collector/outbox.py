@@ -37,6 +37,7 @@ from fieldwatch.collector.desks.config import DeskBase, RetryPolicy
 from fieldwatch.collector.desks.inbound.sync import told
 from fieldwatch.collector.desks.model import Action, Change, Desk, Receipt
 from fieldwatch.collector.stats import Stats
+from fieldwatch.collector.store.failures import log_failure
 from fieldwatch.collector.store.schema import (
     desk_links,
     outbox,
@@ -468,12 +469,12 @@ class Worker:
                     pruned_at = now
                     self.queue.prune(now - self.keep_delivered)
                 failures = 0
-            except Exception:  # noqa: BLE001 - the store is down: keep the thread, retry
+            except Exception as exc:  # noqa: BLE001 - the store is down: keep the thread, retry
                 failures += 1
                 self.stats.inc("outbox_errors_total", desk)
                 if failures == 1 or failures % 100 == 0:
-                    log.exception("outbox worker for %s failed (%d in a row); retrying", desk,
-                                  failures)
+                    log_failure(log, exc, "outbox worker for %s failed (%d in a row); retrying",
+                                desk, failures)
                 # A round that could not be recorded is sent again (as unclear) when it is
                 # retried: back off, or a stuck store turns into a flood of repeats.
                 self._stop.wait(min(30.0, self.poll * 2 ** min(failures, 10)))

@@ -30,6 +30,7 @@ from fieldwatch.collector.rules.model import Silence
 from fieldwatch.collector.sequence import SeqState, observe
 from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.deadletter import DeadLetters
+from fieldwatch.collector.store.failures import log_failure
 from fieldwatch.collector.store.health import Observed
 from fieldwatch.collector.store.parts import BatchParts
 from fieldwatch.collector.store.silences import SilenceStore
@@ -230,9 +231,9 @@ class Worker:
         try:
             self._runtime_silences = self.silences.current(now)
             self.engine.set_silences(self._runtime_silences)
-        except Exception:  # noqa: BLE001 - keep the silences we had; say so and count it
+        except Exception as exc:  # noqa: BLE001 - keep the silences we had; say so and count it
             self.stats.inc("silence_refresh_errors_total")
-            log.exception("could not read silences; keeping the previous ones")
+            log_failure(log, exc, "could not read silences; keeping the previous ones")
 
     def tick(self, now: float) -> None:
         """Time-driven rule checks (absence, offline, silences ending) at collector time."""
@@ -326,9 +327,9 @@ class Worker:
         if muted and self.silences is not None and not written.lost:
             try:
                 self.stats.inc("muted_alerts_total", n=self.silences.record_muted(muted))
-            except Exception:  # noqa: BLE001 - the record is secondary to the tickets
+            except Exception as exc:  # noqa: BLE001 - the record is secondary to the tickets
                 self.stats.inc("muted_record_errors_total")
-                log.exception("could not record %d muted alerts", len(muted))
+                log_failure(log, exc, "could not record %d muted alerts", len(muted))
         return written
 
     # -- what /healthz reads (store/health.py) ------------------------------------------------

@@ -39,6 +39,7 @@ from fieldwatch.collector.rules.reload import RuleReloader
 from fieldwatch.collector.service_desk import ServiceDesk
 from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.db import db_url, open_engine
+from fieldwatch.collector.store.failures import log_failure
 from fieldwatch.collector.store.health import Health, Limits, Observed, assess
 from fieldwatch.collector.store.silences import SilenceStore
 from fieldwatch.collector.store.store import Store
@@ -76,9 +77,9 @@ class Ticker:
     def run_once(self) -> None:
         try:
             r = self.desk.tick()
-        except Exception:  # noqa: BLE001 - a failed tick is retried next time, never fatal
+        except Exception as exc:  # noqa: BLE001 - a failed tick is retried next time, never fatal
             self.stats.inc("desk_tick_errors_total")
-            log.exception("service-desk tick failed; retrying in %.0fs", self.every)
+            log_failure(log, exc, "service-desk tick failed; retrying in %.0fs", self.every)
             return
         self.stats.inc("tickets_auto_closed_total", n=len(r.closed))
         self.stats.inc("sla_escalations_total", n=len(r.escalated))

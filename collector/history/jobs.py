@@ -20,6 +20,7 @@ from fieldwatch.collector.history.config import HistoryConfig
 from fieldwatch.collector.history.retention import apply_retention
 from fieldwatch.collector.history.rollup import Horizons
 from fieldwatch.collector.stats import Stats
+from fieldwatch.collector.store.failures import log_failure
 
 from fieldwatch.clock import Clock
 
@@ -74,9 +75,9 @@ class HistoryJobs:
                 if not mine:
                     return Counter()
                 done = work()
-        except Exception:  # noqa: BLE001 - a failed run is retried next time, never fatal
+        except Exception as exc:  # noqa: BLE001 - a failed run is retried next time, never fatal
             self.stats.inc("history_job_errors_total", what)
-            log.exception("history %s failed; retrying next run", what)
+            log_failure(log, exc, "history %s failed; retrying next run", what)
             return Counter()
         for name, n in done.items():
             self.stats.inc(counter, name, n=n)

@@ -22,6 +22,7 @@ answers queries but takes no rows, and splitting then would set every message as
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 import sqlalchemy.exc as sa_exc
@@ -54,3 +55,12 @@ def describe(exc: BaseException, limit: int = 500) -> str:
     later lines: left out, the parameters of a whole batch would flood the log)."""
     text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:limit]
+
+
+def log_failure(logger: logging.Logger, exc: BaseException, msg: str, *args: object) -> None:
+    """Log a failed read or job: one line (`describe`) when the store itself is down — an
+    outage is expected and already on /healthz — and the traceback for anything else."""
+    if classify(exc) == "store":
+        logger.warning(msg + " (%s)", *args, describe(exc))
+    else:
+        logger.error(msg, *args, exc_info=exc)
