@@ -46,6 +46,12 @@ def run_collector(args: argparse.Namespace) -> int:
         app = make_app(collector.desk, collector.stats, collector.health,
                        cfg.desk.api_tokens, history=collector.history_backend)
         add_routes(app, collector.integration_routes(cfg.desk.api_tokens))  # type: ignore[arg-type]
+        if cfg.enroll is not None:  # POST /api/v1/enroll (docs/enroll.md)
+            from fieldwatch.collector.enroll.routes import build, enroll_routes
+
+            enrollment, throttle = build(cfg.enroll, collector.store.engine,
+                                         cfg.diag.private_key, collector.desk.clock)
+            app.router.routes.extend(enroll_routes(enrollment, collector.stats, throttle))
         add_pages(app, collector.desk, collector.history_backend,
               rules=lambda: collector.ruleset)  # docs/desk.md
         http = serve_http(app, args.http_host or "127.0.0.1", args.http_port, args.tls_cert,
