@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import threading
 import uuid
 from collections.abc import Iterable
@@ -256,12 +257,13 @@ class RabbitMQProvisioner:
     as a management user with the `administrator` tag."""
 
     def __init__(self, url: str, username: str, password: str, vhost: str = "/",
-                 timeout: float = 10.0, verify: str | bool = True) -> None:
+                 timeout: float = 10.0, ca: str | None = None) -> None:
         import httpx
 
         self.vhost = quote(vhost, safe="")
         self.http = httpx.Client(base_url=url.rstrip("/") + "/api", auth=(username, password),
-                                 timeout=timeout, verify=verify)
+                                 timeout=timeout,
+                                 verify=ssl.create_default_context(cafile=ca) if ca else True)
 
     def _call(self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = ()) -> Any:
         import httpx
@@ -307,5 +309,5 @@ def from_config(cfg: EnrollConfig) -> Provisioner:
                               ).password()
         return RabbitMQProvisioner(r.url, r.username,
                                    secret.get_secret_value() if secret else "", r.vhost,
-                                   verify=str(r.ca) if r.ca else True)
+                                   ca=str(r.ca) if r.ca else None)
     return DynsecProvisioner(cfg.admin)
