@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fieldwatch.cli import human
@@ -54,6 +55,17 @@ def register(dsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     ls.add_argument("--json", action="store_true")
     add_state_options(ls)
     ls.set_defaults(func=enrolled)
+
+    bs = dsub.add_parser("broker-setup", help="Mosquitto dynamic security: the collector's "
+                                              "account (and an operators' one) from --config")
+    bs.add_argument("--config", type=Path, required=True, metavar="FILE",
+                    help="collector.yaml: its broker: account is created, through its enroll: "
+                         "admin account")
+    bs.add_argument("--ops-user", default="fieldwatch-ops",
+                    help="the account `fieldwatch diag run` uses (default %(default)s)")
+    bs.add_argument("--ops-password-file", type=Path, metavar="FILE",
+                    help="create the operators' account with the password in FILE")
+    bs.set_defaults(func=broker_setup)
 
     au = dsub.add_parser("enroll-audit", help="tokens issued, exchanged and refused")
     au.add_argument("--limit", type=int, default=50)
@@ -105,6 +117,31 @@ class _NoBroker:
 
     def close(self) -> None:
         pass
+
+
+def broker_setup(args: argparse.Namespace) -> int:
+    from fieldwatch.cli.state import read_config
+    from fieldwatch.collector.enroll.brokers import DynsecProvisioner, service_acls
+
+    cfg, _, _ = read_config(args.config)
+    if cfg.enroll is None or cfg.enroll.kind != "mosquitto":
+        raise CommandLineError(f"{args.config}: needs an `enroll:` section of kind mosquitto")
+    secret = cfg.broker.password()
+    if not cfg.broker.username or secret is None:
+        raise CommandLineError(f"{args.config}: broker: needs the collector's username and "
+                               "password_env or password_file")
+    accounts = {cfg.broker.username: (secret.get_secret_value(), service_acls("collector"))}
+    if args.ops_password_file:
+        ops = args.ops_password_file.read_text(encoding="utf-8").strip()
+        accounts[args.ops_user] = (ops, service_acls("ops"))
+    p = DynsecProvisioner(cfg.enroll.admin)
+    try:
+        p.setup(accounts)
+    finally:
+        p.close()
+    print(f"broker accounts ready: {', '.join(accounts)} (devices: `fieldwatch devices "
+          "enroll`)")
+    return 0
 
 
 def _ttls(args: argparse.Namespace) -> tuple[float, float]:
