@@ -82,8 +82,8 @@ class Enrollment:
         password = new_password()
         try:
             self.provisioner.provision(username, password, acl)
-        except ProvisioningError:
-            self.store.forget_identity(username)
+        except ProvisioningError as exc:
+            self.store.forget_identity(username, str(exc))
             self.store.unspend(grant)
             raise
         # the device's other credentials: at once for an enrollment, after the overlap for a

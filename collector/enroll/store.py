@@ -142,10 +142,15 @@ class EnrollStore:
                         address=address)
         return username
 
-    def forget_identity(self, username: str) -> None:
-        """Undo add_identity: the broker never got this account."""
+    def forget_identity(self, username: str, why: str) -> None:
+        """Undo add_identity: the broker never got this account (audited with `why`)."""
         with self.engine.begin() as c:
+            row = c.execute(sa.select(identities).where(identities.c.username == username)
+                            ).first()
             c.execute(identities.delete().where(identities.c.username == username))
+            if row is not None:
+                self._audit(c, "provisioning_failed", row.site, row.device,
+                            username=username, reason=why)
 
     def active(self, site: str, device: str) -> list[str]:
         """The device's usernames the broker still knows, oldest first."""

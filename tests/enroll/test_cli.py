@@ -16,10 +16,12 @@ from fieldwatch import signing, wire
 from fieldwatch.cli import main
 from fieldwatch.clock import SystemClock
 from fieldwatch.config import load_config
+from fieldwatch.errors import EnrollmentRefused
 from tests.broker.deploy import Broker, Client, stage
 from tests.conftest import _require
 
 pytestmark = pytest.mark.e2e
+RULES = Path(__file__).resolve().parents[2] / "rules"
 
 
 @pytest.fixture
@@ -37,6 +39,8 @@ def collector_yaml(tmp: Path, b: Broker) -> Path:
     cfg = tmp / "collector.yaml"
     cfg.write_text(f"""\
 db: sqlite:///{tmp / 'fieldwatch.db'}
+rules: [{RULES}]
+batch_wait: 10ms
 broker: {{host: 127.0.0.1, port: {b.port}, username: collector,
          password_file: {tmp / 'collector.pass'}, tls: {{ca: {b.ca}}}}}
 diag: {{private_key: {tmp / 'keys' / 'diag-collector.key'}}}
@@ -112,3 +116,43 @@ def test_retire_without_the_broker_section_says_what_is_missing(
     assert main(["devices", "enroll", "x", "--site", "hq", "--db", str(db)]) == 0
     assert main(["devices", "retire", "x", "--site", "hq", "--db", str(db)]) == 2
     assert "enroll:" in capsys.readouterr().err
+
+
+def test_the_whole_path_with_real_processes(tmp_path: Path, broker: Broker,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """`collector run` serves the route over HTTPS from its `enroll:` section; the device
+    enrolls against it and its `agent run` reaches the collector's store."""
+    from tests.e2e.procs import Proc, wait_for
+
+    cfg = collector_yaml(tmp_path, broker)
+    run(capsys, "devices", "broker-setup", "--config", str(cfg))
+    certs = broker.dir / "certs"
+    collector = Proc(["collector", "run", "--config", str(cfg), "--http-port", "0",
+                      "--tls-cert", str(certs / "broker.pem"), "--tls-key",
+                      str(certs / "broker.key")], tmp_path / "collector.log")
+    agent = None
+    try:
+        base = collector.wait_output(r"HTTP API on (https://\S+)/", 30).group(1)
+        token = json.loads(run(capsys, "devices", "enroll", "web-01", "--site", "hq",
+                               "--config", str(cfg), "--json"))[0]["token"]
+        conf = tmp_path / "device" / "agent.yaml"
+        run(capsys, "agent", "enroll", "--collector", base, "--token", token, "--ca",
+            str(broker.ca), "--config", str(conf), "--state-dir", str(tmp_path / "state"))
+        agent = Proc(["agent", "run", "--config", str(conf)], tmp_path / "agent.log")
+
+        def seen() -> bool:
+            rows = json.loads(run(capsys, "devices", "list", "--config", str(cfg), "--json"))
+            return any((d["site"], d["device"]) == ("hq", "web-01") for d in rows)
+
+        wait_for(seen, 30)
+        # the same token again: refused by the running collector
+        from fieldwatch.agent.enroll import fetch
+
+        with pytest.raises(EnrollmentRefused) as exc:
+            fetch(base, token, broker.ca)
+        assert exc.value.reason == "used"
+    finally:
+        if agent is not None:
+            agent.stop()
+        collector.stop()
+

@@ -220,6 +220,8 @@ def test_a_broker_that_refuses_leaves_the_token_valid(site: Site) -> None:
     site.broker.start()
     assert site.exchange(token).status_code == 200
     assert site.enrollment.store.active("hq", "web-01") == ["hq/web-01~1"]
+    events = [r["event"] for r in site.enrollment.store.audit_log()]
+    assert events[:3] == ["exchanged", "provisioning_failed", "exchanged"]
 
 
 def test_a_hundred_enrollments_leave_a_hundred_identities(site: Site) -> None:
