@@ -7,6 +7,7 @@ forgets the identity, so a device can simply try again.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,3 +117,33 @@ class Enrollment:
             self.provisioner.remove(due)
             self.store.retired(due, "rotated_out", "overlap ended")
         return due
+
+
+class Sweeper:
+    """Removes rotated-out credentials when their overlap ends, even if no device enrolls
+    meanwhile: a thread of the collector, checking every `every` seconds, joined at stop."""
+
+    def __init__(self, enrollment: Enrollment, every: float = 60.0) -> None:
+        self.enrollment, self.every = enrollment, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fieldwatch-enroll-sweep",
+                                        daemon=True)
+        self.failures = 0
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                gone = self.enrollment.sweep()
+            except ProvisioningError as exc:  # the broker is away: next round
+                self.failures += 1
+                log.warning("could not remove rotated-out credentials yet: %s", exc)
+                continue
+            if gone:
+                log.info("rotated-out credentials removed: %s", ", ".join(gone))
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)

@@ -181,6 +181,34 @@ def test_rotation_keeps_the_old_credential_for_the_overlap_only(site: Site) -> N
     assert site.connect(new_user, new_pw).connected.is_set()
 
 
+def test_the_sweeper_removes_rotated_out_credentials_without_another_enrollment(
+        site: Site) -> None:
+    from fieldwatch.collector.enroll.service import Sweeper
+
+    old_user, old_pw = _enrolled(site, "web-01")
+    assert site.exchange(site.enrollment.rotate("web-01", "hq", ttl=600, overlap=30)
+                         ).status_code == 200
+    sweeper = Sweeper(site.enrollment, every=0.05)
+    sweeper.start()
+    try:
+        site.clock.advance(31)
+        wait_for(lambda: old_user not in site.enrollment.provisioner.usernames(), 10)
+    finally:
+        sweeper.stop()
+    assert site.enrollment.store.active("hq", "web-01") == ["hq/web-01~2"]
+    refused = site.connect(old_user, old_pw)
+    assert refused.connack is not None and refused.connack.is_failure
+    refused.close()
+
+
+def test_enrolling_an_enrolled_device_again_replaces_its_credential_at_once(site: Site) -> None:
+    first, _ = _enrolled(site, "web-01")
+    second, _ = _enrolled(site, "web-01")
+    assert (first, second) == ("hq/web-01~1", "hq/web-01~2")
+    users = site.enrollment.provisioner.usernames()
+    assert second in users and first not in users
+
+
 def test_used_expired_forged_and_malformed_tokens_are_refused_and_audited(site: Site) -> None:
     used = site.enrollment.enroll("web-01", "hq")
     assert site.exchange(used).status_code == 200
