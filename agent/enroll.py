@@ -115,6 +115,10 @@ def write(bundle: dict[str, Any], config: Path, state_dir: Path | None = None) -
         key = d / "diag-collector.pub"
         _write_private(key, bundle["diag_public_key"])
         written.append(key)
+    if config.exists():  # edited by hand, perhaps: kept beside the new one
+        backup = config.with_name(config.name + ".bak")
+        _write_private(backup, config.read_text(encoding="utf-8"))
+        written.append(backup)
     _write_private(config, render_config(bundle, pw, ca, key, state_dir))
     written.append(config)
     return written

@@ -61,8 +61,17 @@ def test_enroll_then_the_agent_publishes_and_may_not_speak_for_another_device(
     assert files == ["agent.yaml", "broker-ca.pem", "diag-collector.pub", "mqtt.pass"]
     for p in conf.parent.iterdir():
         assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+    # enrolling again (new credentials) keeps the previous config, edits and all, as .bak
+    conf.write_text(conf.read_text() + "# my edit\n")
+    token = cli_token(site, capsys, "enroll", "web-01", "--site", "hq")
+    assert main(["agent", "enroll", "--collector", site.url, "--token", token,
+                 "--ca", str(site.ca), "--config", str(conf)]) == 0
+    capsys.readouterr()
+    assert (conf.parent / "agent.yaml.bak").read_text().endswith("# my edit\n")
+    assert stat.S_IMODE((conf.parent / "agent.yaml.bak").stat().st_mode) == 0o600
+    (conf.parent / "agent.yaml.bak").unlink()
     cfg = light(conf, tmp_path / "state")
-    assert (cfg.site, cfg.device, cfg.broker.username) == ("hq", "web-01", "hq/web-01~1")
+    assert (cfg.site, cfg.device, cfg.broker.username) == ("hq", "web-01", "hq/web-01~2")
     assert cfg.diag.enabled and cfg.diag.trusted_keys == [conf.parent / "diag-collector.pub"]
 
     collector = site.connect("collector", SERVICE["collector"], "fieldwatch-collector")
@@ -83,7 +92,7 @@ def test_enroll_then_the_agent_publishes_and_may_not_speak_for_another_device(
         collector.close()
     # and seen from a plain MQTT 5 client with the same credentials: the reason code itself
     password = (conf.parent / "mqtt.pass").read_text().strip()
-    c = site.connect("hq/web-01~1", password)
+    c = site.connect("hq/web-01~2", password)
     try:
         assert not c.publish(T("hq", "web-01", "metrics")).is_failure
         assert c.publish(T("hq", "web-02", "metrics")).value == NOT_AUTHORIZED
