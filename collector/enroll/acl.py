@@ -21,12 +21,12 @@ OWN_KINDS = ("metrics", "events", "status", "inventory", "diag/res")
 TARGET_KINDS = ("metrics", "events", "inventory")
 SUBSCRIBE_KINDS = ("diag/req",)
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 
 
 def check_name(what: str, value: str) -> str:
     """A site or device name usable as one topic level and inside a broker username."""
-    if not NAME.match(value):
+    if not NAME.fullmatch(value):
         raise ValueError(f"{what} {value!r}: expected 1-64 letters, digits, `_.:-`, starting "
                          "with a letter or digit")
     return value

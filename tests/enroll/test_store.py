@@ -8,10 +8,12 @@ import threading
 
 import pytest
 import sqlalchemy as sa
-from fieldwatch.collector.enroll.acl import DeviceAcl, Target, parse_targets
+from fieldwatch.collector.enroll.acl import DeviceAcl, Target, check_name, parse_targets
 from fieldwatch.collector.enroll.store import EnrollStore, tokens
 from fieldwatch.collector.enroll.tokens import token_hash
 from fieldwatch.collector.store.db import open_engine
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fieldwatch.clock import FakeClock
 from fieldwatch.errors import EnrollmentRefused
@@ -105,3 +107,21 @@ def test_the_acl_lists_own_topics_and_the_declared_targets_only() -> None:
     for bad in ("a/b/c", "+", "#", "x y", "hq/"):
         with pytest.raises(ValueError):
             parse_targets(bad, "hq")
+    for name in ("web-01\n", "-x", "a" * 65, "web/01"):
+        with pytest.raises(ValueError):
+            check_name("device", name)
+
+
+@given(st.text(max_size=80))
+def test_parsed_targets_are_always_single_topic_levels(text: str) -> None:
+    """Whatever an operator types after --targets: either refused, or targets whose names are
+    one topic level each, so no ACL entry can be widened by a wildcard or an extra level."""
+    try:
+        targets = parse_targets(text, "hq")
+    except ValueError:
+        return
+    for t in targets:
+        for name in (t.site, t.device):
+            assert name and not set(name) & set("/+#\x00 ,")
+    acl = DeviceAcl("hq", "poller-1", targets)
+    assert all(len(topic.split("/")) in (5, 6) for topic in acl.publish())
