@@ -36,6 +36,17 @@ def cli_token(site: Site, capsys: pytest.CaptureFixture[str], *args: str) -> str
     return str(json.loads(capsys.readouterr().out)[0]["token"])
 
 
+def refused_reported(got: list[tuple[str, bytes]]) -> float | None:
+    """agent.publish_refused_total in the latest metrics message of hq/web-01."""
+    for topic, payload in reversed(list(got)):
+        if topic == T("hq", "web-01", "metrics"):
+            msg = wire.decode(payload)
+            assert isinstance(msg, wire.Metrics)
+            return next((x.value for x in msg.samples
+                         if x.name == "agent.publish_refused_total"), None)
+    return None
+
+
 def light(cfg_path: Path, state: Path) -> AgentConfig:
     """The enrolled config as written, with the metric sources cut down for a quick test."""
     text = cfg_path.read_text() + "interval: 200ms\ninventory: {enabled: false}\nsources:\n" + \
@@ -85,6 +96,8 @@ def test_enroll_then_the_agent_publishes_and_may_not_speak_for_another_device(
         # the same agent publishing as another device: refused (0x87), kept and counted
         agent.publish("hq", "web-02", "events", b"{}")
         wait_for(lambda: agent.publisher.refused_totals() == {"hq/web-02": 1}, 10)
+        # ... and the count reaches the collector with the device's own metrics
+        wait_for(lambda: refused_reported(collector.got) == 1, 10)
         assert not any(t.startswith(T("hq", "web-02", "")) for t, _ in collector.got)
     finally:
         agent.stop()
