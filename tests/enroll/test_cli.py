@@ -16,7 +16,7 @@ from fieldwatch import signing, wire
 from fieldwatch.cli import main
 from fieldwatch.clock import SystemClock
 from fieldwatch.config import load_config
-from fieldwatch.errors import EnrollmentRefused
+from fieldwatch.errors import EnrollmentRefused, FieldwatchError
 from tests.broker.deploy import Broker, Client, stage
 from tests.conftest import _require
 
@@ -151,6 +151,23 @@ def test_the_whole_path_with_real_processes(tmp_path: Path, broker: Broker,
         with pytest.raises(EnrollmentRefused) as exc:
             fetch(base, token, broker.ca)
         assert exc.value.reason == "used"
+        # `devices retire` from a shell takes over the shared provisioning account for a
+        # moment; the running collector still enrolls the next device afterwards
+        assert "hq/web-01~1" in run(capsys, "devices", "retire", "web-01", "--site", "hq",
+                                    "--config", str(cfg))
+        token2 = json.loads(run(capsys, "devices", "enroll", "web-02", "--site", "hq",
+                                "--config", str(cfg), "--json"))[0]["token"]
+
+        def enrolled() -> bool:
+            try:
+                return fetch(base, token2, broker.ca)["username"] == "hq/web-02~1"
+            except EnrollmentRefused:
+                raise
+            except FieldwatchError as exc:  # 503 while it reconnects: the token stays valid
+                assert "503" in str(exc)
+                return False
+
+        wait_for(enrolled, 30, every=0.5)
     finally:
         if agent is not None:
             agent.stop()
