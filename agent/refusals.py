@@ -95,7 +95,8 @@ class Refusals:
                 f"buffer for another try")
         if code == NOT_AUTHORIZED:
             line += (" once the broker takes that device's messages: an ACL without this topic "
-                     "for this agent's user? (`fieldwatch agent acl`, docs/operations.md)")
+                     "for this agent's user? (`fieldwatch agent acl`, docs/operations.md; an "
+                     "enrolled device: `fieldwatch devices rotate --targets`, docs/enroll.md)")
         self._logged, self._unlogged, self._whom = now, 0, set()
         return line
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fieldwatch.collector.desks.config import IntegrationsConfig
 from fieldwatch.collector.diag.config import CollectorDiagConfig
+from fieldwatch.collector.enroll.config import EnrollConfig
 from fieldwatch.collector.history.config import HistoryConfig
 from fieldwatch.collector.history.remote_config import RemoteQueryConfig, RemoteWriteList
 from fieldwatch.collector.notify.config import NotificationsConfig
@@ -37,3 +38,4 @@ class CollectorConfig(StrictModel):
     notifications: NotificationsConfig = NotificationsConfig()  # people, through Apprise
     remote_write: RemoteWriteList = []  # exporters to Prometheus-compatible servers
     remote_query: RemoteQueryConfig | None = None  # read history there (docs/history.md)
+    enroll: EnrollConfig | None = None  # device enrollment (docs/enroll.md); None: off

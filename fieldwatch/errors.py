@@ -14,7 +14,9 @@
     ├── TicketError        a service-desk request cannot be done (`code` says why)
     │   ├── TicketNotFound     no such ticket
     │   └── TransitionRefused  the ticket's state does not allow it, or the input is invalid
-    └── AccountError       a desk user cannot be added or changed (no such user, bad role…)
+    ├── AccountError       a desk user cannot be added or changed (no such user, bad role…)
+    ├── EnrollmentRefused  an enrollment token was refused (`reason`: forged, used, expired…)
+    └── ProvisioningError  the broker's provisioning interface refused or did not answer
 
 Only the CLI prints and exits; everything else raises one of these.
 """
@@ -131,3 +133,17 @@ class TransitionRefused(TicketError):
 
 class AccountError(FieldwatchError):
     """A desk account change was refused (collector/web/accounts/): the message says why."""
+
+
+class EnrollmentRefused(FieldwatchError):
+    """An enrollment token was refused; `reason` is short and machine-readable (forged, used,
+    expired, retired)."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+class ProvisioningError(FieldwatchError):
+    """The broker did not create, change or remove an account (its answer, or no answer)."""

@@ -36,6 +36,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     acl.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     acl.set_defaults(func=print_acl)
 
+    en = asub.add_parser("enroll", help="trade a one-time token for this device's broker "
+                                        "credentials and write its config (docs/enroll.md)")
+    en.add_argument("--collector", required=True, metavar="URL",
+                    help="the collector's HTTPS address, e.g. https://collector.example:8443")
+    en.add_argument("--token", required=True,
+                    help="from `fieldwatch devices enroll`; - reads it from standard input")
+    en.add_argument("--ca", type=Path, metavar="PEM",
+                    help="CA certificate that signed the collector's (default: system CAs)")
+    en.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
+                    help="agent config to write; secrets go beside it (default %(default)s)")
+    en.add_argument("--state-dir", type=Path, help="the agent's state_dir (default: its own)")
+    en.add_argument("--allow-http", action="store_true", help=argparse.SUPPRESS)
+    en.set_defaults(func=enroll_agent)
+
     uni = asub.add_parser("uninstall", help="stop, disable and remove the systemd service")
     uni.add_argument("--root", type=Path, default=Path("/"), help=argparse.SUPPRESS)
     uni.set_defaults(func=uninstall_agent)
@@ -49,6 +63,18 @@ def run_agent(args: argparse.Namespace) -> int:
     cfg = load_config(AgentConfig, args.config)
     stop = stop_on_signals()
     Agent(cfg).run(stop)
+    return 0
+
+
+def enroll_agent(args: argparse.Namespace) -> int:
+    from fieldwatch.agent.enroll import fetch, write
+
+    token = sys.stdin.readline().strip() if args.token == "-" else args.token
+    bundle = fetch(args.collector, token, args.ca, allow_http=args.allow_http)
+    written = write(bundle, args.config, args.state_dir)
+    print(f"enrolled as {bundle['site']}/{bundle['device']} (broker user "
+          f"{bundle['username']}); wrote {', '.join(str(p) for p in written)} (mode 0600)")
+    print(f"start it: fieldwatch agent run --config {args.config}")
     return 0
 
 

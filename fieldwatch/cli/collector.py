@@ -41,11 +41,19 @@ def run_collector(args: argparse.Namespace) -> int:
     if engine is None:
         return 0  # stopped while waiting
     collector = Collector(cfg, engine=engine)
-    http = None
+    http = sweeper = None
     if args.http_port is not None:
         app = make_app(collector.desk, collector.stats, collector.health,
                        cfg.desk.api_tokens, history=collector.history_backend)
         add_routes(app, collector.integration_routes(cfg.desk.api_tokens))  # type: ignore[arg-type]
+        if cfg.enroll is not None:  # POST /api/v1/enroll (docs/enroll.md)
+            from fieldwatch.collector.enroll.routes import build, enroll_routes
+            from fieldwatch.collector.enroll.service import Sweeper
+
+            enrollment, throttle = build(cfg.enroll, collector.store.engine,
+                                         cfg.diag.private_key, collector.desk.clock)
+            app.router.routes.extend(enroll_routes(enrollment, collector.stats, throttle))
+            sweeper = Sweeper(enrollment)  # rotated-out credentials, once their overlap ends
         add_pages(app, collector.desk, collector.history_backend,
               rules=lambda: collector.ruleset)  # docs/desk.md
         http = serve_http(app, args.http_host or "127.0.0.1", args.http_port, args.tls_cert,
@@ -56,9 +64,14 @@ def run_collector(args: argparse.Namespace) -> int:
             print("fieldwatch collector: no desk users yet: add one with `fieldwatch users add "
                   "NAME --role admin --config ...`", flush=True)
     collector.start()
+    if sweeper is not None:
+        sweeper.start()
     try:
         stop.wait()
     finally:
+        if sweeper is not None:
+            sweeper.stop()
+            sweeper.enrollment.provisioner.close()
         collector.stop()
         if http is not None:
             http.stop()

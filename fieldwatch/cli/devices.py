@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     hist.add_argument("--json", action="store_true", help="stable JSON (docs/operations.md)")
     add_desk_options(hist)
     hist.set_defaults(func=device_history)
+    from fieldwatch.cli import enroll  # enroll, rotate, retire, enrolled, enroll-audit
+
+    enroll.register(dsub)
 
 
 def list_devices(args: argparse.Namespace) -> int:

@@ -4,7 +4,10 @@ file made with mosquitto_passwd, the shipped ACL plus extra stanzas), its TLS li
 port on 127.0.0.1. Nothing else in it changes: what starts here is what operators install.
 
 Two layouts: "debian" puts it in a conf.d directory behind Debian's stock mosquitto.conf (the
-documented install), "standalone" runs it alone with the one line it then needs."""
+documented install), "standalone" runs it alone with the one line it then needs. Two variants:
+"static" (mosquitto-static.conf: password and ACL files) and "dynsec" (mosquitto.conf, the
+production one: accounts through the dynamic-security plugin, made here through its API as
+`fieldwatch devices broker-setup` and `enroll` make them)."""
 
 from __future__ import annotations
 
@@ -22,8 +25,10 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from fieldwatch.collector.enroll.brokers import DynsecProvisioner, service_acls
 
 from fieldwatch.broker import free_port
+from fieldwatch.config import BrokerConfig, TlsConfig
 from tests.tls import make_pki
 
 SHIPPED = Path(__file__).resolve().parents[2] / "config" / "mosquitto"
@@ -47,7 +52,10 @@ include_dir {dir}/conf.d
 
 # Every path in the shipped config, and where it points here.
 PATHS = {"password_file": "fieldwatch.passwd", "acl_file": "fieldwatch.acl",
-         "cafile": "certs/ca.pem", "certfile": "certs/broker.pem", "keyfile": "certs/broker.key"}
+         "cafile": "certs/ca.pem", "certfile": "certs/broker.pem", "keyfile": "certs/broker.key",
+         "plugin_opt_config_file": "dynamic-security.json"}
+CONFIGS = {"static": "mosquitto-static.conf", "dynsec": "mosquitto.conf"}
+ADMIN = ("fieldwatch-provisioner", "admin-pw")  # the dynamic-security admin of `dynsec init`
 
 
 def substitute(conf: str, tmp: Path, port: int) -> str:
@@ -75,6 +83,8 @@ class Broker:
     layout: str
     conf: Path
     proc: subprocess.Popen[bytes] | None = None
+    variant: str = "static"
+    users: dict[str, str] = field(default_factory=dict)
     log: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -99,6 +109,8 @@ class Broker:
                 self.stop()
                 raise RuntimeError(f"mosquitto did not start: {self.log.read_text()}")
             time.sleep(0.05)
+        if self.variant == "dynsec":
+            self.setup_accounts()
         return self
 
     def _handshakes(self) -> bool:
@@ -109,6 +121,27 @@ class Broker:
                 return True
         except OSError:
             return False
+
+    def admin_config(self) -> BrokerConfig:
+        """How the collector reaches the dynamic-security API: the provisioning account over
+        the TLS listener (its password in a file, as the collector's config takes it)."""
+        pw = self.dir / "admin.pass"
+        pw.write_text(ADMIN[1])
+        return BrokerConfig(host="127.0.0.1", port=self.port, username=ADMIN[0],
+                            password_file=pw, tls=TlsConfig(ca=self.ca))
+
+    def provisioner(self) -> DynsecProvisioner:
+        return DynsecProvisioner(self.admin_config())
+
+    def setup_accounts(self) -> None:
+        """The service accounts of `users` (collector and operators) through the plugin."""
+        kinds = {"collector": "collector", "fieldwatch-ops": "ops"}
+        p = self.provisioner()
+        try:
+            p.setup({u: (pw, service_acls(kinds[u])) for u, pw in self.users.items()
+                     if u in kinds})
+        finally:
+            p.close()
 
     def reload(self) -> None:
         """SIGHUP: Mosquitto reads its password and ACL files again."""
@@ -126,21 +159,27 @@ class Broker:
 
 
 def stage(tmp: Path, users: dict[str, str], layout: str = "debian", acl_extra: str = "",
-          edit: Callable[[str], str] = lambda conf: conf) -> Broker:
+          edit: Callable[[str], str] = lambda conf: conf, variant: str = "static") -> Broker:
     """The shipped config, ACL and a password file for `users`, staged in `tmp` (`edit` may
-    change the config text first, for tests that show what a line is for)."""
-    for tool in ("mosquitto", "mosquitto_passwd"):
+    change the config text first, for tests that show what a line is for). Under "dynsec",
+    `users` may name only the service accounts (collector, fieldwatch-ops), made at start."""
+    for tool in ("mosquitto", "mosquitto_passwd", "mosquitto_ctrl"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
             pytest.skip(f"{tool} not installed (apt-get install mosquitto)")
     tmp.mkdir(parents=True, exist_ok=True)
     make_pki(tmp / "certs", "broker")
-    passwd = tmp / PATHS["password_file"]
-    for i, (user, password) in enumerate(users.items()):
-        subprocess.run(["mosquitto_passwd", *(["-c"] if i == 0 else []), "-b", str(passwd),
-                        user, password], check=True, timeout=30, capture_output=True)
-    (tmp / PATHS["acl_file"]).write_text((SHIPPED / "fieldwatch.acl").read_text() + acl_extra)
+    if variant == "static":
+        passwd = tmp / PATHS["password_file"]
+        for i, (user, password) in enumerate(users.items()):
+            subprocess.run(["mosquitto_passwd", *(["-c"] if i == 0 else []), "-b", str(passwd),
+                            user, password], check=True, timeout=30, capture_output=True)
+        (tmp / PATHS["acl_file"]).write_text((SHIPPED / "fieldwatch.acl").read_text()
+                                             + acl_extra)
+    else:  # the documented first step: `mosquitto_ctrl dynsec init FILE ADMIN`
+        subprocess.run(["mosquitto_ctrl", "dynsec", "init", str(tmp / PATHS[
+            "plugin_opt_config_file"]), *ADMIN], check=True, timeout=30, capture_output=True)
     port = free_port()
-    conf = substitute(edit((SHIPPED / "mosquitto.conf").read_text()), tmp, port)
+    conf = substitute(edit((SHIPPED / CONFIGS[variant]).read_text()), tmp, port)
     # test-only: run as whoever runs the tests (as root Mosquitto would switch to its own
     # user, which cannot read this private directory), and log what it refuses
     own = f"user {getpass.getuser()}\nlog_type error\nlog_type warning\nlog_type notice\n"
@@ -153,7 +192,7 @@ def stage(tmp: Path, users: dict[str, str], layout: str = "debian", acl_extra: s
     else:
         main = tmp / "fieldwatch.conf"
         main.write_text(conf + f"persistence_location {tmp}/\nlog_dest stderr\n" + own)
-    return Broker(tmp, port, layout, main)
+    return Broker(tmp, port, layout, main, variant=variant, users=dict(users))
 
 
 # -- clients -----------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""The shipped Mosquitto config and ACL (config/mosquitto/), started for real: it starts in the
-documented layout and alone; an agent cannot take over the collector's session; an agent
+"""The shipped Mosquitto configs and ACL (config/mosquitto/), started for real: both (dynamic
+security, and password and ACL files) start in the documented layout and alone; for the
+static one: an agent cannot take over the collector's session; an agent
 publishes only under its own site and device; a poller publishes for the SNMP targets that
 `fieldwatch agent acl` lists, and for no others."""
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from fieldwatch.collector.enroll.acl import DeviceAcl
 
 from fieldwatch import wire
 from fieldwatch.cli import main
@@ -36,12 +38,20 @@ def connect(broker: Broker, user: str | None, client_id: str = "",
                   clean).connect()
 
 
+@pytest.mark.parametrize("variant", ["static", "dynsec"])
 @pytest.mark.parametrize("layout", ["debian", "standalone"])
-def test_the_shipped_config_starts_and_admits_only_known_users(tmp_path: Path,
-                                                               layout: str) -> None:
-    b = stage(tmp_path / "m", USERS, layout=layout).start()
+def test_the_shipped_config_starts_and_admits_only_known_users(tmp_path: Path, layout: str,
+                                                               variant: str) -> None:
+    b = stage(tmp_path / "m", USERS, layout=layout, variant=variant).start()
     clients = []
     try:
+        if variant == "dynsec":  # devices come through the plugin (docs/enroll.md)
+            p = b.provisioner()
+            p.provision("hq/web-01", USERS["hq/web-01"], DeviceAcl("hq", "web-01"))
+            p.close()
+            collector = connect(b, "collector")
+            clients.append(collector)
+            assert collector.connected.is_set()
         agent = connect(b, "hq/web-01")
         clients.append(agent)
         assert agent.connected.is_set()
