@@ -2,10 +2,10 @@
 targets it polls.
 
 The shipped ACL (config/mosquitto/fieldwatch.acl) lets each agent's user, `<site>/<device>`,
-publish only under its own topics. An agent that polls SNMP targets publishes their metrics and
-events (polls, traps, and the buffer's drop reports) under the targets' own device ids, which
-an ACL file cannot work out: this prints one `user` stanza per agent from its config, to be
-appended to that file. Pure: config in, text out.
+publish only under its own topics. An agent that polls SNMP targets publishes their metrics,
+events (polls, traps, the buffer's drop reports) and `polled_by` inventory under the targets'
+own device ids, which an ACL file cannot work out: this prints one `user` stanza per agent
+from its config, to be appended to that file. Pure: config in, text out.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from fieldwatch.agent.config import AgentConfig
 from fieldwatch import wire
 
 # What an agent publishes for a target: agent/snmp/poller.py (metrics, events), traps.py
-# (events) and the buffer's drop reports (events). Status and inventory are its own only.
-TARGET_KINDS = ("metrics", "events")
+# (events), the buffer's drop reports (events) and the retained `polled_by` inventory
+# (daemon.announce_targets). Status is its own only.
+TARGET_KINDS = ("metrics", "events", "inventory")
 
 
 def agent_user(cfg: AgentConfig) -> str:

@@ -26,8 +26,10 @@ def test_targets_at_several_sites_each_get_their_own_lines_once() -> None:
     assert _rules(render_acl(cfg)) == [
         "user hq/p",
         "topic write fieldwatch/v1/hq/sw/metrics", "topic write fieldwatch/v1/hq/sw/events",
+        "topic write fieldwatch/v1/hq/sw/inventory",
         "topic write fieldwatch/v1/plant/ups/metrics",
-        "topic write fieldwatch/v1/plant/ups/events"]
+        "topic write fieldwatch/v1/plant/ups/events",
+        "topic write fieldwatch/v1/plant/ups/inventory"]
 
 
 def test_a_user_name_off_the_convention_is_used_and_flagged() -> None:

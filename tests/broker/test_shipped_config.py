@@ -181,14 +181,16 @@ def test_a_poller_publishes_for_the_targets_its_acl_stanza_lists(
         "user hq/poller-1",
         "topic write fieldwatch/v1/hq/core-sw-1/metrics",
         "topic write fieldwatch/v1/hq/core-sw-1/events",
+        "topic write fieldwatch/v1/hq/core-sw-1/inventory",
         "topic write fieldwatch/v1/plant/ups-1/metrics",
-        "topic write fieldwatch/v1/plant/ups-1/events"]
+        "topic write fieldwatch/v1/plant/ups-1/events",
+        "topic write fieldwatch/v1/plant/ups-1/inventory"]
     b = stage(tmp_path / "m", USERS, acl_extra="\n" + stanza).start()
     poller, web1 = connect(b, "hq/poller-1"), connect(b, "hq/web-01")
     try:
         t = wire.topic
         for ok in (t("hq", "core-sw-1", "metrics"), t("hq", "core-sw-1", "events"),
-                   t("plant", "ups-1", "metrics"), t("hq", "poller-1", "metrics"),
+                   t("hq", "core-sw-1", "inventory"), t("plant", "ups-1", "metrics"), t("hq", "poller-1", "metrics"),
                    t("hq", "poller-1", "status")):
             assert not poller.publish(ok).is_failure, ok
         for refused in (t("hq", "core-sw-2", "metrics"), t("hq", "core-sw-1", "status"),
