@@ -190,8 +190,8 @@ def test_a_poller_publishes_for_the_targets_its_acl_stanza_lists(
     try:
         t = wire.topic
         for ok in (t("hq", "core-sw-1", "metrics"), t("hq", "core-sw-1", "events"),
-                   t("hq", "core-sw-1", "inventory"), t("plant", "ups-1", "metrics"), t("hq", "poller-1", "metrics"),
-                   t("hq", "poller-1", "status")):
+                   t("hq", "core-sw-1", "inventory"), t("plant", "ups-1", "metrics"),
+                   t("hq", "poller-1", "metrics"), t("hq", "poller-1", "status")):
             assert not poller.publish(ok).is_failure, ok
         for refused in (t("hq", "core-sw-2", "metrics"), t("hq", "core-sw-1", "status"),
                         t("hq", "ups-1", "metrics")):
