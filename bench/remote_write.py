@@ -54,14 +54,16 @@ def wait(check, limit: float) -> None:  # type: ignore[no-untyped-def]
 
 
 def keeping_up(root: Path, port: int, vm: VictoriaMetrics | None,
-               messages: list[tuple[str, bytes]]) -> dict[str, float]:
+               messages: list[tuple[str, bytes]], tuning: dict[str, object] | None = None
+               ) -> dict[str, float]:
     """With `vm` None: the collector alone (the baseline: bench/ingest.py's figure)."""
     synthetic_rules(root / "synthetic.yaml")
     name = "fw.db" if vm else "baseline.db"
     cfg = CollectorConfig(broker=BrokerConfig(port=port), client_id=f"bench-{name}",
                           rules=[default_rules_dir(), root / "synthetic.yaml"],
                           db=f"sqlite:///{root / name}",
-                          remote_write=[RemoteWriteConfig(name="vm", url=vm.write_url)]
+                          remote_write=[RemoteWriteConfig.model_validate(
+                              {"name": "vm", "url": vm.write_url, **(tuning or {})})]
                           if vm else [])
     first = Collector(cfg)  # create the persistent session and the cursor, then go offline
     first.start()
