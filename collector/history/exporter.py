@@ -40,11 +40,13 @@ behind it is, and it logs a warning once past half of `keep_raw_for` (docs/histo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import httpx
@@ -98,6 +100,18 @@ class Round:
 
 
 @dataclass
+class _Prepared:
+    """A round's request, read and encoded, not yet sent."""
+
+    round: Round
+    after: int  # read after this id
+    msgs: list[_Msg]
+    last: int  # the last id read (skipped rows included)
+    caught_up: bool  # nothing more was there to read
+    body: bytes
+
+
+@dataclass
 class _Msg:
     id: int
     metrics: wire.Metrics
@@ -121,7 +135,8 @@ class Exporter:
         self._own_client = client is None
         self.keep_raw_for = keep_raw_for
         self.monotonic = monotonic
-        self.encoder = Encoder()
+        self.encoder = Encoder()  # used by whichever thread reads ahead
+        self._splitter = Encoder()  # the sending thread's, for halves of a refused request
         # SQLite's ids become visible in order (one writer at a time): nothing to wait for
         self.settle = cfg.settle if cfg.settle is not None else (
             0.0 if engine.dialect.name == "sqlite" else 1.0)
@@ -200,19 +215,19 @@ class Exporter:
             self._seen.appendleft((now - self.settle, horizon))  # still true next round
         return horizon
 
-    def _read(self, horizon: int) -> tuple[list[_Msg], int, int, bool]:
-        """(decoded metrics messages after the cursor, the last id read, rows skipped, whether
+    def _read(self, horizon: int, after: int) -> tuple[list[_Msg], int, int, bool]:
+        """(decoded metrics messages after id `after`, the last id read, rows skipped, whether
         that was all there is up to `horizon`)."""
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(messages.c.id, messages.c.payload, messages.c.received_at)
-                .where(messages.c.id > self.cursor, messages.c.id <= horizon,
+                .where(messages.c.id > after, messages.c.id <= horizon,
                        messages.c.kind == "metrics")
                 .order_by(messages.c.id).limit(self.cfg.max_messages)).all()
         self.lag_seconds = max(0.0, self.clock.now() - rows[0].received_at) if rows else 0.0
         self._check_retention()
         out, skipped, budget = [], 0, self.cfg.max_samples
-        last = self.cursor
+        last = after
         caught_up = len(rows) < self.cfg.max_messages
         for row in rows:
             try:
@@ -233,31 +248,41 @@ class Exporter:
             last = row.id
         return out, last, skipped, caught_up
 
+    def _prepare(self, after: int) -> _Prepared:
+        """Read and encode the next request after id `after` (the database half of a round)."""
+        r = Round()
+        horizon = self._horizon()
+        if horizon is None or horizon <= after:
+            r.idle = True
+            self.lag_seconds, self.pending_messages = 0.0, 0
+            return _Prepared(r, after, [], after, True, b"")
+        self.pending_messages = horizon - after  # an upper bound: ids of any kind
+        msgs, last, r.skipped, caught_up = self._read(horizon, after)
+        r.idle = not msgs
+        body = self.encoder.batch(m.metrics for m in msgs).body() if msgs else b""
+        return _Prepared(r, after, msgs, last, caught_up, body)
+
     def run_once(self) -> Round:
         """Read, send, advance (the cursor's commit: see `save`); never raises for the
         server's or the data's faults."""
-        r = Round()
-        horizon = self._horizon()
-        if horizon is None or horizon <= self.cursor:
-            r.idle = True
-            self.lag_seconds, self.pending_messages = 0.0, 0
+        return self._deliver(self._prepare(self.cursor))
+
+    def _deliver(self, p: _Prepared) -> Round:
+        """The network half of a round: send what `_prepare` made, split what is refused."""
+        r = p.round
+        if r.idle:
+            if p.last > self.cursor:
+                self._advance(p.last)
             self.save()
             return r
-        self.pending_messages = horizon - self.cursor  # an upper bound: ids of any kind
-        msgs, last, r.skipped, caught_up = self._read(horizon)
-        if not msgs:
-            if last > self.cursor:
-                self._advance(last)
-            r.idle = True
-            self.save()
-            return r
-        todo: list[Sequence[_Msg]] = [msgs]
+        todo: list[Sequence[_Msg]] = [p.msgs]
         while todo:
             part = todo.pop()
+            body = p.body if part is p.msgs else self._splitter.batch(
+                m.metrics for m in part).body()
             try:
                 r.requests += 1
-                send(self.client, self.url, self.encoder.batch(m.metrics for m in part).body(),
-                     self.headers)
+                send(self.client, self.url, body, self.headers)
             except Retry as exc:
                 r.retry = exc.reason
                 self.stats.inc("remote_write_retries_total", self.cfg.name)
@@ -283,9 +308,9 @@ class Exporter:
                 self.stats.inc("remote_write_samples_total", self.cfg.name, n)
                 self.stats.inc("remote_write_requests_total", self.cfg.name)
             self._advance(part[-1].id)
-        if last > self.cursor:  # rows after the last message packed were skipped ones
-            self._advance(last)
-        self.save(now=caught_up)
+        if p.last > self.cursor:  # rows after the last message packed were skipped ones
+            self._advance(p.last)
+        self.save(now=p.caught_up)
         self._recovered()
         return r
 
@@ -346,19 +371,44 @@ class Exporter:
                         "re-sends from %d", self.cfg.name, type(exc).__name__, self.saved)
 
     def _run(self) -> None:
+        """Rounds until stopped. While a request is out, the next one is read and encoded on
+        a helper thread (requests still go one at a time, in id order: Prometheus refuses a
+        series' samples older than its newest); it is used only if that request went through
+        and left the cursor where the read began, else read again."""
         delay = self.cfg.first_delay
-        while not self._stop.is_set():
-            try:
-                r = self.run_once()
-            except Exception:  # noqa: BLE001 - the database failed us: counted, retried
-                self.stats.inc("remote_write_errors_total", self.cfg.name)
-                log.exception("remote_write %s: round failed; retrying in %.1fs",
-                              self.cfg.name, delay)
-                r = Round(retry="error")
-            if r.retry is not None:
-                self._stop.wait(delay)
-                delay = min(delay * 2, self.cfg.max_delay)
-                continue
-            delay = self.cfg.first_delay
-            if r.idle:
-                self._stop.wait(self.cfg.poll)
+        ahead: Future[_Prepared] | None = None
+        with ThreadPoolExecutor(1, thread_name_prefix=f"remote-write-{self.cfg.name}-read"
+                                ) as pool:
+            while not self._stop.is_set():
+                try:
+                    p = ahead.result() if ahead is not None else self._prepare(self.cursor)
+                    ahead = None
+                    if not p.round.idle and not p.caught_up:
+                        ahead = pool.submit(self._prepare, p.last)
+                    r = self._deliver(p)
+                    if ahead is not None and (r.retry is not None or self.cursor != p.last):
+                        _drain(ahead)
+                        ahead = None
+                except Exception:  # noqa: BLE001 - the database failed us: counted, retried
+                    if ahead is not None:
+                        _drain(ahead)
+                        ahead = None
+                    self.stats.inc("remote_write_errors_total", self.cfg.name)
+                    log.exception("remote_write %s: round failed; retrying in %.1fs",
+                                  self.cfg.name, delay)
+                    r = Round(retry="error")
+                if r.retry is not None:
+                    self._stop.wait(delay)
+                    delay = min(delay * 2, self.cfg.max_delay)
+                    continue
+                delay = self.cfg.first_delay
+                if r.idle:
+                    self._stop.wait(self.cfg.poll)
+            if ahead is not None:
+                _drain(ahead)
+
+
+def _drain(f: Future[_Prepared]) -> None:
+    """Wait for a read-ahead that will not be used (its errors: the next round's to meet)."""
+    with contextlib.suppress(Exception):
+        f.result()

@@ -343,3 +343,21 @@ def test_stored_rows_decode_as_the_wire_module_decodes_them(payload: bytes) -> N
     except WireFormatError:
         got = None
     assert got == (want if isinstance(want, wire.Metrics) else None)
+
+
+def test_the_thread_reading_ahead_sends_everything_once_and_in_order(
+        store: Store, receiver: Receiver, made: list[Exporter]) -> None:
+    store_cycles(store, [("s", "a")], range(1, 31), now_aligned())
+    receiver.statuses = [204, 204, 500, 204, 429]  # read-aheads thrown away and read again
+    exp = make(made, store, receiver.url, max_messages=3, first_delay=0.01, max_delay=0.02,
+               poll=0.01)
+    exp.start()
+    for _ in range(500):
+        if exp.cursor == 30:
+            break
+        threading.Event().wait(0.02)
+    exp.stop()
+    stamps = [ts for req in receiver.accepted for labels, pts in req
+              if dict(labels)["__name__"] == "agent_buffer_queued" for ts, _ in pts]
+    assert len(stamps) == 30 and stamps == sorted(stamps)  # once each, in id order
+    assert _committed(store) == 30
