@@ -22,9 +22,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -43,6 +46,17 @@ from fieldwatch.cli.up import default_rules_dir
 from fieldwatch.clock import SystemClock
 from fieldwatch.config import BrokerConfig
 from tests.remote.servers import VictoriaMetrics
+
+
+def thread_cpu(prefix: str) -> float:
+    """CPU seconds so far of this process's live threads whose name starts with `prefix` (the
+    exporter's and its read-ahead helper's)."""
+    total = 0.0
+    for t in threading.enumerate():
+        if t.name.startswith(prefix) and t.ident is not None:
+            with contextlib.suppress(OSError):  # ended meanwhile
+                total += time.clock_gettime(time.pthread_getcpuclockid(t.ident))
+    return total
 
 
 def wait(check, limit: float) -> None:  # type: ignore[no-untyped-def]
@@ -82,12 +96,14 @@ def keeping_up(root: Path, port: int, vm: VictoriaMetrics | None,
         return {"collector_alone_samples_per_s": round(samples / stored_at)}
     wait(lambda: stats.get("remote_write_samples_total", "vm") >= samples, 600)
     sent_at = time.perf_counter() - t0
+    exporter_cpu = thread_cpu("remote-write-vm")
     collector.stop()
     ingest_rate, export_rate = samples / stored_at, samples / sent_at
     return {"collector_samples_per_s": round(ingest_rate),
             "remote_write_samples_per_s": round(export_rate),
             "remote_write_vs_ingest": round(export_rate / ingest_rate, 3),
             "catch_up_after_last_store_s": round(sent_at - stored_at, 2),
+            "exporter_cpu_us_per_sample": round(exporter_cpu / samples * 1e6, 2),
             "rejected_samples": stats.get("remote_write_rejected_samples_total", "vm"),
             "retries": stats.get("remote_write_retries_total", "vm")}
 
@@ -181,7 +197,8 @@ def main() -> None:
         finally:
             vm2.stop()
         space = disk(root, args.disk_devices, args.disk_cycles)
-    print(json.dumps({"bench": "remote_write", "devices": args.devices, "cycles": args.cycles,
+    print(json.dumps({"bench": "remote_write", "load_average_1m": round(os.getloadavg()[0], 2),
+                      "devices": args.devices, "cycles": args.cycles,
                       "messages": len(messages), "samples_per_message": SAMPLES,
                       **base, **up, **alone, **space}))
 
