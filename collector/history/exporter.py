@@ -20,9 +20,13 @@ The cursor is committed (compare-and-set, so two collectors sharing a database n
 backwards) when a round has caught up with the stored messages, before a retry, when the
 exporter stops, and while a backlog drains at most every `CURSOR_EVERY` seconds: a commit per
 request waited on the collector's own writes for SQLite's write lock (about 47 ms each while
-ingest ran flat out) — half the exporter's time. A restart resumes at the committed cursor; a
-crash re-sends what went out after it (at most about a second's worth): the same samples at the
-same timestamps, which Prometheus and VictoriaMetrics keep once, so query results do not change.
+ingest ran flat out) — a third of the exporter's time. A restart resumes at the committed
+cursor; a crash re-sends what went out after it (at most about a second's worth): the same
+samples at the same timestamps, which Prometheus and VictoriaMetrics keep once, so query
+results do not change.
+
+While one request is out, the exporter's thread has the next one read and encoded on a helper
+thread (`_run`); requests themselves go one at a time, in id order.
 
 Ids are handed out when rows are inserted, not when they commit: with several collectors
 writing one PostgreSQL database, a row with a smaller id can become visible after a bigger one.
