@@ -6,8 +6,10 @@
    collector's ingest rate (samples stored/s, from reconnect to the last message stored), the
    exporter's rate over the same start (samples accepted/s, to the last sample accepted), their
    ratio (goal: 1.0 — the exporter keeps up) and how long after the last store the last send
-   came (the catch-up lag). The collector's rate without an exporter, same backlog, is the
-   baseline (the exporter shares the collector's process).
+   came (the catch-up lag), and the CPU the exporter's threads spent per sample (its own and
+   the read-ahead helper's: thread CPU clocks, so other work on a shared machine does not
+   count). The collector's rate without an exporter, same backlog, is the baseline (the
+   exporter shares the collector's process). `load_average_1m` says how busy the machine was.
 2. the exporter alone: a second exporter (its own cursor) sends the same stored messages to a
    fresh VictoriaMetrics with nothing else running — its ceiling on this machine.
 3. disk: a known data set — D devices × 50 series × K cycles at 10 s (sine-like gauges, counters,
