@@ -9,6 +9,10 @@ at a time; then the same with `--clients` senders at once.
 Peer: the same request to a route on the same server that only reads the body and answers
 (the HTTP path alone, no signature, no database).
 
+On a shared machine the wall-clock quantiles follow the load; the CPU time the process spent
+per serial request (sender and server, one process) does not much: `cpu_ms_per_request`, for
+the webhook and for the peer — their difference is the route's own work.
+
     python bench/inbound.py [--tickets 2000] [--clients 4] [--db URL]
 """
 
@@ -68,6 +72,12 @@ def webhook(template: dict, tid: int, action: str) -> tuple[bytes, dict[str, str
     sig = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
     return body, {"Content-Type": "application/json", "X-Hub-Signature": sig,
                   "X-Atlassian-Webhook-Identifier": f"{tid}-{action}"}
+
+
+def cpu() -> float:
+    """This process's CPU time (user + system), all threads."""
+    t = os.times()
+    return t.user + t.system
 
 
 def quantiles(ms: list[float]) -> dict[str, float]:
@@ -145,8 +155,11 @@ def main() -> None:
             acks = [webhook(template, t, "ack") for t in ids]
             resolves = [webhook(template, t, "resolve") for t in ids]
             url = base + "/api/v1/inbound/jira"
+            c0 = cpu()
             peer_ms = run(base + "/bench/peer", acks[:500], 1)
+            c1 = cpu()
             serial = run(url, acks[:half], 1) + run(url, resolves[:half], 1)
+            c2 = cpu()
             parallel = run(url, acks[half:], args.clients) + run(url, resolves[half:],
                                                                  args.clients)
         finally:
@@ -163,6 +176,8 @@ def main() -> None:
         "webhook_to_state_change_serial": quantiles(serial),
         f"webhook_to_state_change_{args.clients}_clients": quantiles(parallel),
         "peer_http_only_serial": quantiles(peer_ms),
+        "cpu_ms_per_request": {"webhook": round((c2 - c1) / len(serial) * 1000, 3),
+                               "peer": round((c1 - c0) / len(peer_ms) * 1000, 3)},
         "all_resolved": states == {"resolved"},
         "outbox_rows_to_other_desk": rows.get("other", {}).get("pending", 0),
         "outbox_rows_echoed_to_jira": len(echoed),

@@ -6,8 +6,10 @@
    collector's ingest rate (samples stored/s, from reconnect to the last message stored), the
    exporter's rate over the same start (samples accepted/s, to the last sample accepted), their
    ratio (goal: 1.0 — the exporter keeps up) and how long after the last store the last send
-   came (the catch-up lag). The collector's rate without an exporter, same backlog, is the
-   baseline (the exporter shares the collector's process).
+   came (the catch-up lag), and the CPU the exporter's threads spent per sample (its own and
+   the read-ahead helper's: thread CPU clocks, so other work on a shared machine does not
+   count). The collector's rate without an exporter, same backlog, is the baseline (the
+   exporter shares the collector's process). `load_average_1m` says how busy the machine was.
 2. the exporter alone: a second exporter (its own cursor) sends the same stored messages to a
    fresh VictoriaMetrics with nothing else running — its ceiling on this machine.
 3. disk: a known data set — D devices × 50 series × K cycles at 10 s (sine-like gauges, counters,
@@ -22,9 +24,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -45,6 +50,17 @@ from fieldwatch.config import BrokerConfig
 from tests.remote.servers import VictoriaMetrics
 
 
+def thread_cpu(prefix: str) -> float:
+    """CPU seconds so far of this process's live threads whose name starts with `prefix` (the
+    exporter's and its read-ahead helper's)."""
+    total = 0.0
+    for t in threading.enumerate():
+        if t.name.startswith(prefix) and t.ident is not None:
+            with contextlib.suppress(OSError):  # ended meanwhile
+                total += time.clock_gettime(time.pthread_getcpuclockid(t.ident))
+    return total
+
+
 def wait(check, limit: float) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + limit
     while not check():
@@ -54,14 +70,16 @@ def wait(check, limit: float) -> None:  # type: ignore[no-untyped-def]
 
 
 def keeping_up(root: Path, port: int, vm: VictoriaMetrics | None,
-               messages: list[tuple[str, bytes]]) -> dict[str, float]:
+               messages: list[tuple[str, bytes]], tuning: dict[str, object] | None = None
+               ) -> dict[str, float]:
     """With `vm` None: the collector alone (the baseline: bench/ingest.py's figure)."""
     synthetic_rules(root / "synthetic.yaml")
     name = "fw.db" if vm else "baseline.db"
     cfg = CollectorConfig(broker=BrokerConfig(port=port), client_id=f"bench-{name}",
                           rules=[default_rules_dir(), root / "synthetic.yaml"],
                           db=f"sqlite:///{root / name}",
-                          remote_write=[RemoteWriteConfig(name="vm", url=vm.write_url)]
+                          remote_write=[RemoteWriteConfig.model_validate(
+                              {"name": "vm", "url": vm.write_url, **(tuning or {})})]
                           if vm else [])
     first = Collector(cfg)  # create the persistent session and the cursor, then go offline
     first.start()
@@ -80,12 +98,14 @@ def keeping_up(root: Path, port: int, vm: VictoriaMetrics | None,
         return {"collector_alone_samples_per_s": round(samples / stored_at)}
     wait(lambda: stats.get("remote_write_samples_total", "vm") >= samples, 600)
     sent_at = time.perf_counter() - t0
+    exporter_cpu = thread_cpu("remote-write-vm")
     collector.stop()
     ingest_rate, export_rate = samples / stored_at, samples / sent_at
     return {"collector_samples_per_s": round(ingest_rate),
             "remote_write_samples_per_s": round(export_rate),
             "remote_write_vs_ingest": round(export_rate / ingest_rate, 3),
             "catch_up_after_last_store_s": round(sent_at - stored_at, 2),
+            "exporter_cpu_us_per_sample": round(exporter_cpu / samples * 1e6, 2),
             "rejected_samples": stats.get("remote_write_rejected_samples_total", "vm"),
             "retries": stats.get("remote_write_retries_total", "vm")}
 
@@ -179,7 +199,8 @@ def main() -> None:
         finally:
             vm2.stop()
         space = disk(root, args.disk_devices, args.disk_cycles)
-    print(json.dumps({"bench": "remote_write", "devices": args.devices, "cycles": args.cycles,
+    print(json.dumps({"bench": "remote_write", "load_average_1m": round(os.getloadavg()[0], 2),
+                      "devices": args.devices, "cycles": args.cycles,
                       "messages": len(messages), "samples_per_message": SAMPLES,
                       **base, **up, **alone, **space}))
 

@@ -54,7 +54,9 @@ class RemoteWriteConfig(RemoteAuth):
     max_samples: int = Field(10_000, ge=1, le=1_000_000)  # per request (whole messages)
     max_messages: int = Field(1000, ge=1, le=100_000)  # messages read per round
     poll: Duration = 0.5  # how often an idle exporter looks for new messages
-    settle: Duration = 1.0  # send only messages whose ids were visible this long (see exporter)
+    # send only messages whose ids were visible this long (see exporter); default: 1 s, but
+    # 0 on SQLite, whose ids become visible in order
+    settle: Duration | None = None
     first_delay: Duration = 0.5  # backoff after a failed send, doubling ...
     max_delay: Duration = 30.0  # ... up to this; retried until the server takes it
     start: Literal["oldest", "now"] = "oldest"  # where a new exporter's cursor begins

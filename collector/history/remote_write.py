@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from array import array
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from operator import attrgetter
 
 import httpx
 from fieldwatch.collector.history.promwire import (
@@ -60,17 +62,36 @@ def series_labels(site: str, device: str, metric: str, labels: Mapping[str, str]
     return tuple(sorted(out.items()))
 
 
+_NAME, _VALUE, _LABELS, _TS = (attrgetter(a) for a in ("name", "value", "labels", "ts"))
+
+
+@dataclass
+class _Template:
+    """One device's last message shape, and the bytes of its TimeSeries fields around each
+    value: per sample `[head, labels, mid, value, tail]`, values and tail left empty."""
+
+    names: list[str]
+    labels: list[dict[str, str]]
+    tail_len: int
+    parts: list[bytes] | None  # None: two samples land in one series (grouped path)
+
+
 class Encoder:
     """Series label sets encoded once and kept (a device sends the same series every cycle),
-    per device; the cache is cleared whole when it reaches `cache_max` series.
+    per device, with the device's last message shape as a template; the caches are cleared
+    whole when they reach `cache_max` series.
 
-    This runs in the collector's process beside the worker (one GIL), so the per-sample work
-    is kept to a dict lookup, one struct pack and a few concatenations."""
+    This runs in the collector's process beside the worker (one GIL). A message shaped like
+    its device's last one (same series in the same order, no per-sample timestamps, the
+    common case) is encoded by C loops only: its values packed through `map`, slotted into a
+    copy of the template and joined — about 6 µs for 50 samples, against 38 µs sample by
+    sample (profiled, bench/remote_write.py)."""
 
     def __init__(self, cache_max: int = 200_000) -> None:
         self.cache_max = cache_max
         self._size = 0
         self._cache: dict[tuple[str, str], dict[object, bytes]] = {}
+        self._templates: dict[tuple[str, str], _Template] = {}
 
     def batch(self, messages: Iterable[wire.Metrics]) -> Batch:
         batch = Batch(self)
@@ -84,6 +105,7 @@ class Encoder:
         if known is None:
             if self._size >= self.cache_max:
                 self._cache.clear()
+                self._templates.clear()
                 self._size = 0
             known = self._cache[(site, device)] = {}
         return known
@@ -95,6 +117,42 @@ class Encoder:
         enc = known[series_key(s)] = encode_labels(series_labels(site, device, s.name,
                                                                  s.labels))
         return enc
+
+    def whole(self, msg: wire.Metrics) -> bytes | None:
+        """The TimeSeries fields of one message, each series one point; None when it has
+        per-sample timestamps or two samples of one series (then `Series` does it)."""
+        samples = msg.samples
+        if list(map(_TS, samples)).count(None) != len(samples):
+            return None
+        ts_ms = round(msg.ts * 1000)
+        tail = b"\x10" + varint(ts_ms & U64)
+        key = (msg.site, msg.device)
+        names, labels = list(map(_NAME, samples)), list(map(_LABELS, samples))
+        t = self._templates.get(key)
+        if t is None or t.tail_len != len(tail) or t.names != names or t.labels != labels:
+            t = self._templates[key] = self._template(msg, names, labels, len(tail))
+        if t.parts is None:
+            return None
+        parts = t.parts.copy()
+        parts[3::5] = map(DOUBLE.pack, map(_VALUE, samples))
+        parts[4::5] = (tail,) * len(samples)
+        return b"".join(parts)
+
+    def _template(self, msg: wire.Metrics, names: list[str], labels: list[dict[str, str]],
+                  tail_len: int) -> _Template:
+        known = self.device(msg.site, msg.device)
+        encs = []
+        for s in msg.samples:
+            enc = known.get(series_key(s))
+            encs.append(enc if enc is not None else self.labels(msg.site, msg.device, s, known))
+        if len(set(encs)) != len(encs):
+            return _Template(names, labels, tail_len, None)
+        size = 9 + tail_len  # the Sample: value tag, 8 bytes, the tail
+        mid = b"\x12" + varint(size) + b"\x09"
+        parts: list[bytes] = []
+        for enc in encs:
+            parts += (b"\x0a" + varint(len(enc) + len(mid) - 1 + size), enc, mid, b"", b"")
+        return _Template(names, labels, tail_len, parts)
 
 
 def series_key(s: wire.Sample) -> object:
@@ -108,23 +166,54 @@ def _sample_tail(ts_ms: int) -> tuple[bytes, bytes]:
 
 
 class Batch:
-    """Samples of whole messages grouped into series, ready to send as one request.
+    """Whole messages, ready to send as one request. A device with one message in the
+    request goes through its template (`Encoder.whole`); one with several, or with samples
+    that need it, through `Series`, which merges each series' points in time order."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        self.encoder = encoder
+        self.devices: dict[tuple[str, str], list[wire.Metrics]] = {}
+        self.samples = 0
+
+    def add(self, msg: wire.Metrics) -> None:
+        got = self.devices.get((msg.site, msg.device))
+        if got is None:
+            self.devices[(msg.site, msg.device)] = [msg]
+        else:
+            got.append(msg)
+        self.samples += len(msg.samples)
+
+    def body(self) -> bytes:
+        """The snappy-compressed WriteRequest (each series' points in time order)."""
+        parts: list[bytes] = []
+        for msgs in self.devices.values():
+            one = self.encoder.whole(msgs[0]) if len(msgs) == 1 else None
+            if one is None:
+                series = Series(self.encoder)
+                for m in msgs:
+                    series.add(m)
+                one = series.fields()
+            parts.append(one)
+        return compress(b"".join(parts))
+
+
+class Series:
+    """Samples of one device's messages grouped into series.
 
     A series' first sample field is kept as it is; from its second, the fields go into one
     bytearray and the timestamps into an int array (no per-point tuples or lists: the cyclic
     GC tracking them cost more than the encoding). A series that received a point older than
-    its last is sorted when the body is made."""
+    its last is sorted when the fields are made."""
 
     def __init__(self, encoder: Encoder) -> None:
         self.encoder = encoder
-        self.fields: dict[bytes, bytes | bytearray] = {}  # series labels → its sample fields
+        self.fields_of: dict[bytes, bytes | bytearray] = {}  # series labels → sample fields
         self.first: dict[bytes, int] = {}  # series labels → its first timestamp (ms)
         self.stamps: dict[bytes, array[int]] = {}  # ... all of them, once it has several
         self.unsorted: set[bytes] = set()
-        self.samples = 0
 
     def add(self, msg: wire.Metrics) -> None:
-        fields, first, pack, encoder = self.fields, self.first, DOUBLE.pack, self.encoder
+        fields, first, pack, encoder = self.fields_of, self.first, DOUBLE.pack, self.encoder
         site, device = msg.site, msg.device
         known = encoder.device(site, device)
         default_ms = round(msg.ts * 1000)
@@ -146,11 +235,10 @@ class Batch:
                 first[enc] = ms
             else:
                 self._more(enc, buf, ms, field)
-        self.samples += len(msg.samples)
 
     def _more(self, enc: bytes, buf: bytes | bytearray, ms: int, field: bytes) -> None:
         if isinstance(buf, bytes):
-            buf = self.fields[enc] = bytearray(buf)
+            buf = self.fields_of[enc] = bytearray(buf)
             self.stamps[enc] = array("q", (self.first[enc],))
         arr = self.stamps[enc]
         if ms < arr[-1]:
@@ -158,14 +246,14 @@ class Batch:
         buf += field
         arr.append(ms)
 
-    def body(self) -> bytes:
-        """The snappy-compressed WriteRequest (each series' points in time order)."""
+    def fields(self) -> bytes:
+        """The TimeSeries fields (each series' points in time order)."""
         parts: list[bytes | bytearray] = []
         unsorted = self.unsorted
-        for enc, buf in self.fields.items():
+        for enc, buf in self.fields_of.items():
             data = _in_order(buf, self.stamps[enc]) if unsorted and enc in unsorted else buf
             parts += (b"\x0a", varint(len(enc) + len(data)), enc, data)
-        return compress(b"".join(parts))
+        return b"".join(parts)
 
 
 def _in_order(buf: bytes | bytearray, stamps: array[int]) -> bytes:

@@ -127,8 +127,9 @@ def test_restart_resumes_at_the_cursor_and_a_resend_changes_no_result(
         start = now_aligned()
         msgs = store_cycles(store, DEVICES, range(1, 21), start)
         first = exporter(store, tsdb.write_url, max_samples=36, max_messages=6)
-        for _ in range(3):  # three requests of six messages, then the collector "stops"
+        for _ in range(3):  # three requests of six messages, then the collector stops
             assert first.run_once().sent_messages == 6
+        first.stop()
         assert cursor(store) == 18
         # a crash after the server's 2xx but before the cursor's commit: the next process
         # sends those messages again

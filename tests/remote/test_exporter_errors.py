@@ -13,16 +13,19 @@ import pytest
 import sqlalchemy as sa
 from fieldwatch.collector.config import CollectorConfig
 from fieldwatch.collector.history import promwire
-from fieldwatch.collector.history.exporter import Exporter
+from fieldwatch.collector.history.exporter import CURSOR_EVERY, Exporter, decode_stored
 from fieldwatch.collector.history.remote_config import RemoteWriteConfig
 from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.db import open_engine
-from fieldwatch.collector.store.schema import messages
+from fieldwatch.collector.store.schema import messages, remote_write_cursors
 from fieldwatch.collector.store.store import BatchWrite, RawMessage, Store
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from fieldwatch import wire
 from fieldwatch.clock import FakeClock
-from fieldwatch.errors import ConfigError
+from fieldwatch.errors import ConfigError, WireFormatError
 from tests.remote.data import now_aligned, store_cycles
 
 
@@ -270,3 +273,91 @@ def test_lag_is_exported_and_a_warning_comes_before_retention_bites(
     assert stats.gauges()["remote_write_cursor{t}"] == 2.0
     assert "300s behind" in caplog.text and "keep_raw_for" in caplog.text
     assert exp.run_once().idle and stats.gauges()["remote_write_lag_seconds{t}"] == 0.0
+
+
+def _committed(store: Store) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.execute(sa.select(remote_write_cursors.c.last_id)).scalar_one())
+
+
+def test_while_draining_the_cursor_is_committed_once_a_second_and_a_crash_loses_nothing(
+        store: Store, receiver: Receiver, made: list[Exporter]) -> None:
+    t = [100.0]
+    store_cycles(store, [("s", "a")], range(1, 11), now_aligned())
+    exp = make(made, store, receiver.url, monotonic=lambda: t[0], max_messages=2)
+    for _ in range(3):  # full reads: a backlog, the commit waits for CURSOR_EVERY
+        assert exp.run_once().sent_messages == 2
+    assert exp.cursor == 6 and _committed(store) == 0
+    t[0] += CURSOR_EVERY
+    assert exp.run_once().sent_messages == 2 and _committed(store) == 8
+    # a crash now: the next process starts at the committed cursor and sends 9, 10 ...
+    again = make(made, store, receiver.url, max_messages=2)
+    assert again.cursor == 8
+    assert again.run_once().sent_messages == 2 and again.run_once().idle
+    assert _committed(store) == 10  # caught up: committed at once
+    # every message reached the server (one agent_buffer_queued point per message)
+    assert len({ts for req in receiver.accepted for labels, pts in req
+                if dict(labels)["__name__"] == "agent_buffer_queued" for ts, _ in pts}) == 10
+
+
+def test_stop_commits_the_cursor(store: Store, receiver: Receiver,
+                                 made: list[Exporter]) -> None:
+    store_cycles(store, [("s", "a")], range(1, 6), now_aligned())
+    exp = make(made, store, receiver.url, monotonic=lambda: 0.0, max_messages=2)
+    exp.run_once()
+    assert _committed(store) == 0
+    exp.stop()
+    assert _committed(store) == 2
+
+
+@pytest.mark.parametrize(("db", "settle"), [("sqlite", 0.0), ("postgresql", 1.0)])
+def test_settle_defaults_to_zero_only_on_sqlite(db: str, settle: float, tmp_path: Path,
+                                                request: pytest.FixtureRequest) -> None:
+    url = f"sqlite:///{tmp_path / 'fw.db'}" if db == "sqlite" else \
+        request.getfixturevalue("pg_url")
+    engine = open_engine(url)
+    try:
+        cfg = RemoteWriteConfig.model_validate({"name": f"settle-{db}", "url": "http://x/w"})
+        exp = Exporter(cfg, engine, FakeClock(), Stats())
+        assert exp.settle == settle
+        exp.stop()
+    finally:
+        engine.dispose()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200) | st.builds(
+    lambda m, cut: wire.encode(m)[:cut], st.builds(
+        wire.Metrics, device=st.text(max_size=5), site=st.text(max_size=5),
+        seq=st.integers(0, 10), ts=st.floats(0, 2e9),
+        samples=st.lists(st.builds(wire.Sample, st.text(max_size=5),
+                                   st.floats(allow_nan=False)), max_size=3)),
+    st.integers(1, 400)))
+def test_stored_rows_decode_as_the_wire_module_decodes_them(payload: bytes) -> None:
+    try:
+        want = wire.decode(payload, max_bytes=len(payload) + 1)
+    except WireFormatError:
+        want = None
+    try:
+        got = decode_stored(payload)
+    except WireFormatError:
+        got = None
+    assert got == (want if isinstance(want, wire.Metrics) else None)
+
+
+def test_the_thread_reading_ahead_sends_everything_once_and_in_order(
+        store: Store, receiver: Receiver, made: list[Exporter]) -> None:
+    store_cycles(store, [("s", "a")], range(1, 31), now_aligned())
+    receiver.statuses = [204, 204, 500, 204, 429]  # read-aheads thrown away and read again
+    exp = make(made, store, receiver.url, max_messages=3, first_delay=0.01, max_delay=0.02,
+               poll=0.01)
+    exp.start()
+    for _ in range(500):
+        if exp.cursor == 30:
+            break
+        threading.Event().wait(0.02)
+    exp.stop()
+    stamps = [ts for req in receiver.accepted for labels, pts in req
+              if dict(labels)["__name__"] == "agent_buffer_queued" for ts, _ in pts]
+    assert len(stamps) == 30 and stamps == sorted(stamps)  # once each, in id order
+    assert _committed(store) == 30

@@ -97,3 +97,52 @@ def test_the_label_cache_is_bounded() -> None:
     body = enc.batch(msgs).body()
     assert len(enc._cache) <= 3
     assert len(promwire.decode_write_request(promwire.decompress(body))) == 10
+
+
+_devices = st.sampled_from([("s", "a"), ("s", "b"), ("t", "a")])
+_sample = st.builds(
+    wire.Sample,
+    st.sampled_from(["up", "disk.used", "disk_used", "temp"]),  # two land in one series
+    st.floats(allow_nan=False),
+    st.sampled_from([{}, {"mount": "/"}, {"mount": ""}, {"site": "x"}]),
+    st.none() | st.sampled_from([1.0, 1.7e9, 1.7e9 + 5]))
+_message = st.builds(
+    lambda dev, ts, samples: wire.Metrics(device=dev[1], site=dev[0], seq=1, ts=ts,
+                                          samples=samples),
+    _devices, st.sampled_from([2.0, 1.7e9, 1.7e9 + 10]), st.lists(_sample, max_size=6))
+
+
+def _reference(msgs: list[wire.Metrics]) -> dict[promwire.Labels, list]:
+    """Each series' points, stably sorted by time."""
+    out: dict[tuple, dict[promwire.Labels, list]] = {}
+    for m in msgs:
+        for s in m.samples:
+            labels = series_labels(m.site, m.device, s.name, s.labels)
+            ts = round((s.ts if s.ts is not None else m.ts) * 1000)
+            out.setdefault((m.site, m.device), {}).setdefault(labels, []).append((ts, s.value))
+    return {labels: sorted(pts, key=lambda p: p[0]) for series in out.values()
+            for labels, pts in series.items()}
+
+
+@FAST
+@given(st.lists(st.lists(_message, max_size=5), max_size=4))
+def test_bodies_hold_every_sample_grouped_and_in_time_order(batches: list) -> None:
+    enc = Encoder()  # one encoder across requests: its per-device templates are reused
+    for msgs in batches:
+        got = promwire.decode_write_request(promwire.decompress(enc.batch(msgs).body()))
+        assert dict(got) == _reference(msgs) and len(got) == len(dict(got))  # each once
+
+
+def test_a_device_with_its_usual_shape_takes_the_template() -> None:
+    enc = Encoder()
+    first, second = (wire.Metrics(device="d", site="s", seq=i, ts=10.0 * i, samples=[
+        wire.Sample("up", float(i)), wire.Sample("temp", 2.5, {"sensor": "a"})])
+        for i in (1, 2))
+    assert enc.whole(first) is not None and enc.whole(second) is not None
+    body = promwire.decompress(enc.batch([second]).body())
+    assert promwire.decode_write_request(body) == [
+        (series_labels("s", "d", "up", {}), [(20000, 2.0)]),
+        (series_labels("s", "d", "temp", {"sensor": "a"}), [(20000, 2.5)])]
+    clash = wire.Metrics(device="d", site="s", seq=3, ts=30.0, samples=[
+        wire.Sample("disk.used", 1.0), wire.Sample("disk_used", 2.0)])
+    assert enc.whole(clash) is None  # one series twice: grouped instead

@@ -40,7 +40,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from fieldwatch.collector.desks.inbound.model import Delivery, Inbound, ours
-from fieldwatch.collector.desks.inbound.sync import Sync, insert, save
+from fieldwatch.collector.desks.inbound.sync import Sync, save
 from fieldwatch.collector.store.schema import (
     desk_links,
     desk_sync,
@@ -51,6 +51,7 @@ from fieldwatch.collector.store.schema import (
 from fieldwatch.collector.store.store import Store
 from fieldwatch.collector.tickets.actions import plan_action
 from fieldwatch.collector.tickets.cases import Resolution
+from sqlalchemy.dialects import postgresql, sqlite
 
 from fieldwatch.errors import TransitionRefused
 
@@ -141,12 +142,19 @@ class Result:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
 
 
+# Statements built once (per dialect where it matters), parameters bound at execution:
+# constructing them per webhook cost more CPU than running them (profiled, issue 16).
+_SEEN = {name: d.insert(inbound_seen).on_conflict_do_nothing().returning(inbound_seen.c.key)
+         for name, d in (("postgresql", postgresql), ("sqlite", sqlite))}
+_BY_EXTERNAL = sa.select(desk_links.c.ticket_id).where(
+    desk_links.c.desk == sa.bindparam("b_desk"),
+    desk_links.c.external_id == sa.bindparam("b_ext")).limit(1)
+
+
 def _first_seen(conn: sa.Connection, desk: str, key: str, now: float) -> bool:
     """Record `key` for `desk`; False when it was there already (a replay)."""
-    return conn.execute(insert(conn, inbound_seen).values(desk=desk, key=key[:200],
-                                                           seen_at=now)
-                        .on_conflict_do_nothing().returning(inbound_seen.c.key)
-                        ).first() is not None
+    return conn.execute(_SEEN[conn.dialect.name], {"desk": desk, "key": key[:200],
+                                                   "seen_at": now}).first() is not None
 
 
 def find_ticket(conn: sa.Connection, instance: str, ch: Inbound) -> int | None:
@@ -154,9 +162,7 @@ def find_ticket(conn: sa.Connection, instance: str, ch: Inbound) -> int | None:
     before, or by fieldwatch's reference in the payload — unless the ticket is linked to a
     different external ticket of that desk (a label copied onto another issue)."""
     if ch.external_id:
-        tid = conn.execute(sa.select(desk_links.c.ticket_id).where(
-            desk_links.c.desk == ch.desk, desk_links.c.external_id == ch.external_id)
-            .limit(1)).scalar()
+        tid = conn.execute(_BY_EXTERNAL, {"b_desk": ch.desk, "b_ext": ch.external_id}).scalar()
         if tid is not None:
             return int(tid)
     if ch.alias:
@@ -192,20 +198,22 @@ _REOPENED = (sa.select(sa.func.max(ticket_events.c.at))
                     ticket_events.c.kind == "reopened").scalar_subquery().label("fw_reopened"))
 
 
-def _load(conn: sa.Connection, tid: int, desk: str
-          ) -> tuple[dict[str, Any], float | None, Sync | None] | None:
-    """The ticket (locked on PostgreSQL), its last reopening and what the desk said before,
-    in one statement; None when there is no such ticket."""
-    q = (sa.select(tickets, _REOPENED, desk_sync.c.status.label("fw_status"),
+_LOAD = (sa.select(tickets, _REOPENED, desk_sync.c.status.label("fw_status"),
                    desk_sync.c.status_at.label("fw_status_at"),
                    desk_sync.c.assignee.label("fw_assignee"), desk_sync.c.alias.label("fw_alias"),
                    desk_sync.c.synced_at.label("fw_synced"))
          .select_from(tickets.outerjoin(desk_sync, sa.and_(
-             desk_sync.c.ticket_id == tickets.c.id, desk_sync.c.desk == desk)))
-         .where(tickets.c.id == tid))
-    if conn.dialect.name == "postgresql":
-        q = q.with_for_update(of=tickets)
-    found = conn.execute(q).mappings().first()
+             desk_sync.c.ticket_id == tickets.c.id, desk_sync.c.desk == sa.bindparam("b_desk"))))
+         .where(tickets.c.id == sa.bindparam("b_id")))
+_LOAD_LOCKED = _LOAD.with_for_update(of=tickets)
+
+
+def _load(conn: sa.Connection, tid: int, desk: str
+          ) -> tuple[dict[str, Any], float | None, Sync | None] | None:
+    """The ticket (locked on PostgreSQL), its last reopening and what the desk said before,
+    in one statement; None when there is no such ticket."""
+    q = _LOAD_LOCKED if conn.dialect.name == "postgresql" else _LOAD
+    found = conn.execute(q, {"b_desk": desk, "b_id": tid}).mappings().first()
     if found is None:
         return None
     row = dict(found)

@@ -75,8 +75,16 @@ def endpoint(store: Store, instance: str, name: str, kind: str, icfg: InboundCon
     writing = one_writer or contextlib.nullcontext()
 
     def applied(delivery: Delivery, now: float) -> applying.Result:
+        """The change, then any pruning due, in one trip to the thread pool (under load every
+        trip waits for a thread to be scheduled)."""
         with writing:
-            return applying.apply(store, instance, delivery, delivery.changes, now)
+            result = applying.apply(store, instance, delivery, delivery.changes, now)
+        try:
+            housekeeping(now)
+        except sa.exc.SQLAlchemyError as exc:  # the change stands; pruning waits an hour
+            stats.inc("inbound_errors_total", name)
+            log.warning("inbound %s: pruning failed: %s", name, type(exc).__name__)
+        return result
 
     module = KINDS[kind]
     keys = Keys(icfg.secret.value().get_secret_value().encode(), icfg.username)
@@ -122,11 +130,6 @@ def endpoint(store: Store, instance: str, name: str, kind: str, icfg: InboundCon
             stats.inc("inbound_errors_total", name)
             log.error("inbound %s: store unavailable: %s", name, type(exc).__name__)
             return JSONResponse({"detail": "store unavailable, retry later"}, 503)
-        try:
-            await run_in_threadpool(housekeeping, now)
-        except sa.exc.SQLAlchemyError as exc:  # the change stands; pruning waits an hour
-            stats.inc("inbound_errors_total", name)
-            log.warning("inbound %s: pruning failed: %s", name, type(exc).__name__)
         if result.replay:
             stats.inc("inbound_replays_total", name)
             return JSONResponse({"status": "replay"})
