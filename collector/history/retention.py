@@ -5,7 +5,8 @@
 - rollups: buckets that ended at or before `now - rollup_*_for` (everything in them is older),
   series by series in id order (clustered by series: one index range each, no time index to
   pay for on every insert), SERIES_CHUNK series per transaction;
-- messages (`keep_raw_for`): `ts < now - keep_raw_for`, ROWS per transaction through ix_messages_ts.
+- messages (`keep_raw_for`): `ts < now - keep_raw_for`, ROWS per transaction through ix_messages_ts;
+  on SQLite the newest message always stays (ids must never go back: the remote-write cursor).
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ def apply_retention(engine: sa.Engine, now: float, h: Horizons, keep_raw_for: fl
             lambda ids, t=table, last=now - horizon - width: t.delete().where(
                 t.c.series_id.in_(ids), t.c.bucket <= last))
     old_msgs = sa.select(messages.c.id).where(messages.c.ts < now - keep_raw_for).limit(ROWS)
+    if engine.dialect.name == "sqlite":
+        # SQLite (no AUTOINCREMENT) gives a new row max(id)+1: deleting the newest message
+        # would let ids start again below the remote-write cursor, which would then skip them.
+        # So the newest one row stays, however old.
+        old_msgs = old_msgs.where(
+            messages.c.id < sa.select(sa.func.max(messages.c.id)).scalar_subquery())
     gone["messages"] += _in_batches(engine, messages.delete().where(
         messages.c.id.in_(old_msgs)), stopping)
     return gone
