@@ -12,12 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
-from fieldwatch.collector.api import HttpServer
 from fieldwatch.collector.desks import alertmanager as am
 from fieldwatch.collector.desks.config import AlertmanagerConfig, IntegrationsConfig, Secret
 from fieldwatch.collector.desks.routes import routes
 from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.web.api.app import HttpServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fieldwatch.collector.api import HttpServer, make_app
 from fieldwatch.collector.ingest import Received
 from fieldwatch.collector.pipeline import Worker
 from fieldwatch.collector.rules.engine import Engine
@@ -18,6 +17,7 @@ from fieldwatch.collector.rules.reload import RuleReloader
 from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.silences import SilenceStore, check_silence
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.web.api.app import HttpServer, make_app
 
 from fieldwatch import wire
 from fieldwatch.cli import main
