@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Sequence
 
 import msgspec
-from fieldwatch.collector.alerts import TicketChange, plan
 from fieldwatch.collector.history.config import HistoryConfig
 from fieldwatch.collector.history.ingest import Recorder, SampleRows
 from fieldwatch.collector.ingest import Received
@@ -36,6 +35,7 @@ from fieldwatch.collector.store.parts import BatchParts
 from fieldwatch.collector.store.silences import SilenceStore
 from fieldwatch.collector.store.store import BatchWrite, DeviceSeen, RawMessage, Store
 from fieldwatch.collector.store.writer import Writer, Written
+from fieldwatch.collector.tickets.alerts import TicketChange, plan
 
 from fieldwatch import wire
 from fieldwatch.clock import Clock

@@ -13,7 +13,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from fieldwatch.collector import outbox
-from fieldwatch.collector.alerts import TicketChange
 from fieldwatch.collector.history import store as history
 from fieldwatch.collector.history.ingest import SampleRows
 from fieldwatch.collector.sequence import SeqState
@@ -26,6 +25,7 @@ from fieldwatch.collector.store.schema import (
     tickets,
 )
 from fieldwatch.collector.tickets.actions import close_pause
+from fieldwatch.collector.tickets.alerts import TicketChange
 from fieldwatch.collector.tickets.cases import CANDIDATES
 from fieldwatch.collector.tickets.config import DeskPolicy
 from fieldwatch.collector.tickets.recurrence import LastTicket, on_fire

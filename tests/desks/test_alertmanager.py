@@ -151,7 +151,7 @@ def test_a_resolved_for_no_open_ticket_is_a_duplicate(store: Store) -> None:
 
 
 def test_a_wont_fix_ticket_hears_of_each_firing_once(store: Store) -> None:
-    from fieldwatch.collector.service_desk import ServiceDesk
+    from fieldwatch.collector.tickets.service_desk import ServiceDesk
 
     deliver(store, payload(alert("ad")))
     [t] = store.list_tickets()

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from fieldwatch.collector.alerts import TicketChange
 from fieldwatch.collector.diag.config import CollectorDiagConfig
 from fieldwatch.collector.diag.dispatch import Dispatcher
 from fieldwatch.collector.diag.store import DiagStore
 from fieldwatch.collector.rules.loader import rules_from_text
 from fieldwatch.collector.rules.model import RuleSet
 from fieldwatch.collector.store.store import BatchWrite, Store
+from fieldwatch.collector.tickets.alerts import TicketChange
 
 from fieldwatch import signing, wire
 from fieldwatch.errors import DiagnosticRefused

@@ -26,12 +26,12 @@ from fieldwatch.collector.history import HistoryBackend
 from fieldwatch.collector.history.api import history_routes
 from fieldwatch.collector.history.query import EmbeddedHistory
 from fieldwatch.collector.metrics_exposition import CONTENT_TYPE, exposition
-from fieldwatch.collector.service_desk import ServiceDesk
 from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.refused import add_refused
 from fieldwatch.collector.store.store import Store
 from fieldwatch.collector.tickets.cases import Resolution
 from fieldwatch.collector.tickets.lifecycle import CLOSE_REASONS, STATES
+from fieldwatch.collector.tickets.service_desk import ServiceDesk
 from fieldwatch.collector.web import User
 from fieldwatch.collector.web.accounts.access import require, visible_ticket
 from fieldwatch.collector.web.accounts.csrf import form_path

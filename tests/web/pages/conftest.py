@@ -14,13 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
-from fieldwatch.collector.alerts import TicketChange
 from fieldwatch.collector.rules.loader import ruleset_from_text
 from fieldwatch.collector.rules.model import RuleSet
-from fieldwatch.collector.service_desk import ServiceDesk
 from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.store import BatchWrite, DeviceSeen, Store
+from fieldwatch.collector.tickets.alerts import TicketChange
+from fieldwatch.collector.tickets.service_desk import ServiceDesk
 from fieldwatch.collector.web import User
 from fieldwatch.collector.web.accounts.store import AccountStore
 from fieldwatch.collector.web.api.app import HttpServer, make_app
