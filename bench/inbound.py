@@ -30,7 +30,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fieldwatch.collector import outbox  # noqa: E402
+from fieldwatch.collector.desks import outbox  # noqa: E402
 from fieldwatch.collector.desks.config import IntegrationsConfig  # noqa: E402
 from fieldwatch.collector.desks.routes import add_routes, routes  # noqa: E402
 from fieldwatch.collector.stats import Stats  # noqa: E402

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-from fieldwatch.collector import outbox
+from fieldwatch.collector.desks import outbox
 from fieldwatch.collector.desks.config import IntegrationsConfig, RetryPolicy
 from fieldwatch.collector.notify.apprise_channel import StoreJournal, apprise_send
 from fieldwatch.collector.notify.config import NotificationsConfig

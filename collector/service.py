@@ -28,8 +28,8 @@ from fieldwatch.collector.history.query import EmbeddedHistory, record_horizons
 from fieldwatch.collector.history.remote_query import RemoteHistory
 from fieldwatch.collector.ingest import MqttIngest, Received
 from fieldwatch.collector.ingest.decode import pack, packed_size, unpack
-from fieldwatch.collector.notifier import WebhookNotifier
 from fieldwatch.collector.notify.apprise_channel import StoreJournal
+from fieldwatch.collector.notify.notifier import WebhookNotifier
 from fieldwatch.collector.notify.runtime import build_channels
 from fieldwatch.collector.pipeline import Worker
 from fieldwatch.collector.rules.engine import Engine

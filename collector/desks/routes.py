@@ -15,7 +15,7 @@ from typing import Any
 from fieldwatch.collector.desks import alertmanager
 from fieldwatch.collector.desks.config import IntegrationsConfig
 from fieldwatch.collector.desks.inbound import routes as inbound
-from fieldwatch.collector.outbox import Queue
+from fieldwatch.collector.desks.outbox import Queue
 from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.store import Store
 from fieldwatch.collector.web import User, allowed, user_of

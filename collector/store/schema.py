@@ -157,7 +157,7 @@ muted_alerts = sa.Table(
     sa.Index("ix_muted_alerts_suppressed_by", "suppressed_by"),
 )
 
-# -- external desks (collector/outbox.py) -----------------------------------------------------
+# -- external desks (collector/desks/outbox.py) -----------------------------------------------
 # One row per (ticket change, desk), written in the transaction of the change; the worker
 # delivers the oldest pending row of each ticket and marks it delivered or dead.
 outbox = sa.Table(

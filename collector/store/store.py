@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from fieldwatch.collector import outbox
+from fieldwatch.collector.desks import outbox
 from fieldwatch.collector.history import store as history
 from fieldwatch.collector.history.ingest import SampleRows
 from fieldwatch.collector.sequence import SeqState

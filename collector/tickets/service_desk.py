@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from fieldwatch.collector.notifier import Notification, Notifier
-from fieldwatch.collector.outbox import external_tickets
+from fieldwatch.collector.desks.outbox import external_tickets
+from fieldwatch.collector.notify.notifier import Notification, Notifier
 from fieldwatch.collector.sla.clocks import ClockView, clocks, due_steps
 from fieldwatch.collector.sla.policy import PRIORITIES
 from fieldwatch.collector.store.store import Store, device_type_of

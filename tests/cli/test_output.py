@@ -208,7 +208,7 @@ def test_every_state_command_takes_json_and_config() -> None:
 
 
 def test_outbox_in_words(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from fieldwatch.collector import outbox
+    from fieldwatch.collector.desks import outbox
     from fieldwatch.collector.desks.config import WebhookDesk
 
     from fieldwatch.errors import DeskRejected

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from fieldwatch.collector import outbox
+from fieldwatch.collector.desks import outbox
 from fieldwatch.collector.desks.build import build_desk, http_client
 from fieldwatch.collector.desks.config import IntegrationsConfig, RetryPolicy
 from fieldwatch.collector.desks.inbound.reconcile import Target

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from fieldwatch.collector import outbox
+from fieldwatch.collector.desks import outbox
 from fieldwatch.collector.desks.config import EmailDesk, RetryPolicy
 from fieldwatch.collector.notify.email import Email, header_value, message, recipients
 from fieldwatch.collector.rules.templates import render

@@ -10,8 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import sqlalchemy as sa
-from fieldwatch.collector import outbox
-from fieldwatch.collector.desks import jira, webhook
+from fieldwatch.collector.desks import jira, outbox, webhook
 from fieldwatch.collector.desks.config import RetryPolicy, WebhookDesk
 from fieldwatch.collector.desks.model import Change
 from fieldwatch.collector.stats import Stats

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fieldwatch.collector.desks.http import send
-from fieldwatch.collector.notifier import WebhookNotifier
+from fieldwatch.collector.notify.notifier import WebhookNotifier
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.store import Store
 from fieldwatch.collector.tickets.service_desk import ServiceDesk

@@ -12,9 +12,9 @@ import pytest
 import yaml
 from fieldwatch.collector.config import CollectorConfig
 from fieldwatch.collector.desks.config import RetryPolicy
+from fieldwatch.collector.desks.outbox import Queue, Worker, register_desks
 from fieldwatch.collector.notify.apprise_channel import StoreJournal
 from fieldwatch.collector.notify.runtime import build_channels
-from fieldwatch.collector.outbox import Queue, Worker, register_desks
 from fieldwatch.collector.service import Collector
 from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.db import open_engine
