@@ -28,8 +28,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sqlalchemy as sa  # noqa: E402
-from fieldwatch.collector.fairqueue import FairQueue  # noqa: E402
 from fieldwatch.collector.ingest import Received  # noqa: E402
+from fieldwatch.collector.ingest.fairqueue import FairQueue  # noqa: E402
 from fieldwatch.collector.pipeline import Worker, prepare  # noqa: E402
 from fieldwatch.collector.rules.engine import Engine, EngineState  # noqa: E402
 from fieldwatch.collector.rules.loader import rules_from_text  # noqa: E402

@@ -24,9 +24,9 @@ from fieldwatch.collector.history.ingest import Recorder, SampleRows
 from fieldwatch.collector.ingest import Received
 from fieldwatch.collector.ingest.guard import LogEvery
 from fieldwatch.collector.ingest.memory import Trimmer
+from fieldwatch.collector.ingest.sequence import SeqState, observe
 from fieldwatch.collector.rules.engine import Engine, EngineState, Transition
 from fieldwatch.collector.rules.model import Silence
-from fieldwatch.collector.sequence import SeqState, observe
 from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.deadletter import DeadLetters
 from fieldwatch.collector.store.failures import log_failure

@@ -20,7 +20,6 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from fieldwatch.collector.config import CollectorConfig
 from fieldwatch.collector.desks.runtime import DeskRuntime
 from fieldwatch.collector.diag.dispatch import RES_TOPIC, diag_dispatcher
-from fieldwatch.collector.fairqueue import FairQueue
 from fieldwatch.collector.history import HistoryBackend
 from fieldwatch.collector.history.exporter import Exporter
 from fieldwatch.collector.history.jobs import HistoryJobs, horizons
@@ -28,6 +27,7 @@ from fieldwatch.collector.history.query import EmbeddedHistory, record_horizons
 from fieldwatch.collector.history.remote_query import RemoteHistory
 from fieldwatch.collector.ingest import MqttIngest, Received
 from fieldwatch.collector.ingest.decode import pack, packed_size, unpack
+from fieldwatch.collector.ingest.fairqueue import FairQueue
 from fieldwatch.collector.notify.apprise_channel import StoreJournal
 from fieldwatch.collector.notify.notifier import WebhookNotifier
 from fieldwatch.collector.notify.runtime import build_channels

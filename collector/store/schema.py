@@ -20,7 +20,7 @@ devices = sa.Table(
     sa.Column("messages_total", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("agent", sa.String(32), nullable=False, server_default=""),
     sa.Column("inventory", sa.JSON(none_as_null=True)),
-    # sequence accounting (collector/sequence.py): metrics messages missing, late, repeated;
+    # sequence accounting (collector/ingest/sequence.py): metrics messages missing, late, repeated;
     # NULL until the device sent metrics
     sa.Column("seq_missing", sa.BigInteger),
     sa.Column("seq_backfilled", sa.BigInteger),

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from fieldwatch.collector.desks import outbox
 from fieldwatch.collector.history import store as history
 from fieldwatch.collector.history.ingest import SampleRows
-from fieldwatch.collector.sequence import SeqState
+from fieldwatch.collector.ingest.sequence import SeqState
 from fieldwatch.collector.store.schema import (
     OPEN_STATES,
     devices,
