@@ -27,7 +27,6 @@ from fieldwatch.collector.ingest.memory import Trimmer
 from fieldwatch.collector.ingest.sequence import SeqState, observe
 from fieldwatch.collector.rules.engine import Engine, EngineState, Transition
 from fieldwatch.collector.rules.model import Silence
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.deadletter import DeadLetters
 from fieldwatch.collector.store.failures import log_failure
 from fieldwatch.collector.store.health import Observed
@@ -35,6 +34,7 @@ from fieldwatch.collector.store.parts import BatchParts
 from fieldwatch.collector.store.silences import SilenceStore
 from fieldwatch.collector.store.store import BatchWrite, DeviceSeen, RawMessage, Store
 from fieldwatch.collector.store.writer import Writer, Written
+from fieldwatch.collector.telemetry.stats import Stats
 from fieldwatch.collector.tickets.alerts import TicketChange, plan
 
 from fieldwatch import wire

@@ -36,12 +36,12 @@ from fieldwatch.collector.rules.engine import Engine
 from fieldwatch.collector.rules.loader import load_rules
 from fieldwatch.collector.rules.model import RuleSet
 from fieldwatch.collector.rules.reload import RuleReloader
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.db import db_url, open_engine
 from fieldwatch.collector.store.failures import log_failure
 from fieldwatch.collector.store.health import Health, Limits, Observed, assess
 from fieldwatch.collector.store.silences import SilenceStore
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.telemetry.stats import Stats
 from fieldwatch.collector.tickets.config import load_desk
 from fieldwatch.collector.tickets.service_desk import ServiceDesk
 

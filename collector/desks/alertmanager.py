@@ -30,9 +30,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from fieldwatch.collector.desks.config import AlertmanagerConfig
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.schema import alertmanager_seen, tickets
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.telemetry.stats import Stats
 from fieldwatch.collector.tickets.alerts import TicketChange
 from fieldwatch.collector.tickets.lifecycle import OPEN_STATES
 from fieldwatch.collector.web.api.auth import bearer

@@ -16,8 +16,8 @@ from fieldwatch.collector.desks import alertmanager
 from fieldwatch.collector.desks.config import IntegrationsConfig
 from fieldwatch.collector.desks.inbound import routes as inbound
 from fieldwatch.collector.desks.outbox import Queue
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.telemetry.stats import Stats
 from fieldwatch.collector.web import User, allowed, user_of
 from fieldwatch.collector.web.api.auth import Tokens, guarded
 from starlette.requests import Request

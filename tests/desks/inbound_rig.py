@@ -17,11 +17,11 @@ from fieldwatch.collector.desks.build import build_desk, http_client
 from fieldwatch.collector.desks.config import IntegrationsConfig, RetryPolicy
 from fieldwatch.collector.desks.inbound.reconcile import Target
 from fieldwatch.collector.desks.routes import add_routes, routes
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.schema import desk_links, inbound_refusals
 from fieldwatch.collector.store.schema import outbox as outbox_table
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.telemetry.stats import Stats
 from fieldwatch.collector.tickets.service_desk import ServiceDesk
 from fieldwatch.collector.web.api.app import make_app
 

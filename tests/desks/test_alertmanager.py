@@ -15,8 +15,8 @@ import pytest
 from fieldwatch.collector.desks import alertmanager as am
 from fieldwatch.collector.desks.config import AlertmanagerConfig, IntegrationsConfig, Secret
 from fieldwatch.collector.desks.routes import routes
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.telemetry.stats import Stats
 from fieldwatch.collector.web.api.app import HttpServer
 from hypothesis import given, settings
 from hypothesis import strategies as st

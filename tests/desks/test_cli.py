@@ -56,7 +56,7 @@ def test_outbox_api_lists_and_retries_behind_the_token(db: str) -> None:
     import httpx
     from fieldwatch.collector.desks.config import IntegrationsConfig
     from fieldwatch.collector.desks.routes import routes
-    from fieldwatch.collector.stats import Stats
+    from fieldwatch.collector.telemetry.stats import Stats
     from fieldwatch.collector.web.api.app import HttpServer
     from starlette.applications import Starlette
 

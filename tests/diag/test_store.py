@@ -139,7 +139,7 @@ def test_refusals_of_requests_nobody_sent_go_on_that_devices_ticket_only(setup) 
 
 def test_api_records_an_approval(setup) -> None:  # type: ignore[no-untyped-def]
     import httpx
-    from fieldwatch.collector.stats import Stats
+    from fieldwatch.collector.telemetry.stats import Stats
     from fieldwatch.collector.web.api.app import HttpServer, make_app
 
     from tests.e2e.procs import wait_for

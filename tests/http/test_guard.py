@@ -13,8 +13,8 @@ import pytest
 from fieldwatch.collector.desks import alertmanager as am
 from fieldwatch.collector.desks.config import AlertmanagerConfig, IntegrationsConfig, Secret
 from fieldwatch.collector.desks.routes import add_routes, routes
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.telemetry.stats import Stats
 from fieldwatch.collector.tickets.service_desk import ServiceDesk
 from fieldwatch.collector.web.api.app import make_app
 from fieldwatch.collector.web.api.guard import HttpGuard, Refusal, check

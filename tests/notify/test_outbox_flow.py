@@ -16,9 +16,9 @@ from fieldwatch.collector.desks.outbox import Queue, Worker, register_desks
 from fieldwatch.collector.notify.apprise_channel import StoreJournal
 from fieldwatch.collector.notify.runtime import build_channels
 from fieldwatch.collector.service import Collector
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.store import BatchWrite, Store
+from fieldwatch.collector.telemetry.stats import Stats
 from fieldwatch.collector.tickets.alerts import TicketChange
 from fieldwatch.collector.tickets.config import DeskPolicy
 from fieldwatch.collector.tickets.service_desk import ServiceDesk

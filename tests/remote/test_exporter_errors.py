@@ -15,10 +15,10 @@ from fieldwatch.collector.config import CollectorConfig
 from fieldwatch.collector.history import promwire
 from fieldwatch.collector.history.exporter import Exporter
 from fieldwatch.collector.history.remote_config import RemoteWriteConfig
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.schema import messages
 from fieldwatch.collector.store.store import BatchWrite, RawMessage, Store
+from fieldwatch.collector.telemetry.stats import Stats
 from pydantic import ValidationError
 
 from fieldwatch.clock import FakeClock

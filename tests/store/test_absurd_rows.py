@@ -15,10 +15,10 @@ import sqlalchemy as sa
 from fieldwatch.collector.pipeline import prepare
 from fieldwatch.collector.rules.engine import Engine, EngineState
 from fieldwatch.collector.rules.loader import ruleset_from_text
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.schema import tickets
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.telemetry.stats import Stats
 from fieldwatch.collector.tickets.service_desk import ServiceDesk
 from fieldwatch.collector.web.api.app import HttpServer, make_app
 

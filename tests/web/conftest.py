@@ -34,9 +34,9 @@ import pytest
 from argon2 import PasswordHasher
 from fieldwatch.collector.desks.config import AlertmanagerConfig, IntegrationsConfig
 from fieldwatch.collector.desks.routes import add_routes, routes
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.telemetry.stats import Stats
 from fieldwatch.collector.tickets.service_desk import ServiceDesk
 from fieldwatch.collector.web.accounts.passwords import Passwords
 from fieldwatch.collector.web.accounts.store import AccountStore

@@ -25,8 +25,8 @@ from fieldwatch.collector.desks.inbound import apply as applying
 from fieldwatch.collector.desks.inbound import glpi, jira, pagerduty, servicenow, zammad
 from fieldwatch.collector.desks.inbound.audit import Audit
 from fieldwatch.collector.desks.inbound.model import Delivery, Keys
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.telemetry.stats import Stats
 from fieldwatch.collector.web.api.auth import Tokens, guarded
 from fieldwatch.collector.web.api.guard import media_type
 from starlette.concurrency import run_in_threadpool

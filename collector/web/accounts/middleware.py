@@ -27,7 +27,7 @@ from http.cookies import SimpleCookie
 from urllib.parse import parse_qsl
 
 import anyio.to_thread
-from fieldwatch.collector.stats import Stats
+from fieldwatch.collector.telemetry.stats import Stats
 from fieldwatch.collector.web import User
 from fieldwatch.collector.web.accounts import csrf
 from fieldwatch.collector.web.accounts.sessions import COOKIE, Sessions

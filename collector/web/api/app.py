@@ -25,10 +25,10 @@ from fieldwatch.collector.diag.api import routes as diag_routes
 from fieldwatch.collector.history import HistoryBackend
 from fieldwatch.collector.history.api import history_routes
 from fieldwatch.collector.history.query import EmbeddedHistory
-from fieldwatch.collector.metrics_exposition import CONTENT_TYPE, exposition
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.refused import add_refused
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.telemetry.exposition import CONTENT_TYPE, exposition
+from fieldwatch.collector.telemetry.stats import Stats
 from fieldwatch.collector.tickets.cases import Resolution
 from fieldwatch.collector.tickets.lifecycle import CLOSE_REASONS, STATES
 from fieldwatch.collector.tickets.service_desk import ServiceDesk

@@ -16,9 +16,9 @@ import httpx
 import pytest
 from fieldwatch.collector.rules.loader import ruleset_from_text
 from fieldwatch.collector.rules.model import RuleSet
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.store import BatchWrite, DeviceSeen, Store
+from fieldwatch.collector.telemetry.stats import Stats
 from fieldwatch.collector.tickets.alerts import TicketChange
 from fieldwatch.collector.tickets.service_desk import ServiceDesk
 from fieldwatch.collector.web import User
