@@ -52,18 +52,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
-from fieldwatch.collector.api import HttpServer, make_app  # noqa: E402
 from fieldwatch.collector.history.config import HistoryConfig  # noqa: E402
 from fieldwatch.collector.history.jobs import horizons  # noqa: E402
 from fieldwatch.collector.history.query import EmbeddedHistory  # noqa: E402
 from fieldwatch.collector.history.schema import samples, series  # noqa: E402
 from fieldwatch.collector.rules.loader import load_rules  # noqa: E402
-from fieldwatch.collector.service_desk import ServiceDesk  # noqa: E402
-from fieldwatch.collector.stats import Stats  # noqa: E402
 from fieldwatch.collector.store.db import open_engine  # noqa: E402
 from fieldwatch.collector.store.schema import devices, ticket_events, tickets  # noqa: E402
 from fieldwatch.collector.store.store import Store  # noqa: E402
+from fieldwatch.collector.telemetry.stats import Stats  # noqa: E402
+from fieldwatch.collector.tickets.service_desk import ServiceDesk  # noqa: E402
 from fieldwatch.collector.web.accounts.store import AccountStore  # noqa: E402
+from fieldwatch.collector.web.api.app import HttpServer, make_app  # noqa: E402
 from fieldwatch.collector.web.pages import add_pages  # noqa: E402
 
 from fieldwatch import wire  # noqa: E402

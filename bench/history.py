@@ -168,8 +168,8 @@ def pg_disk(url: str, messages: list[tuple[str, bytes]], newest: float) -> dict[
     from fieldwatch.collector.pipeline import Worker
     from fieldwatch.collector.rules.engine import Engine
     from fieldwatch.collector.rules.model import RuleSet
-    from fieldwatch.collector.stats import Stats
     from fieldwatch.collector.store.store import Store
+    from fieldwatch.collector.telemetry.stats import Stats
 
     from fieldwatch import wire
 

@@ -34,16 +34,16 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fieldwatch.collector import outbox  # noqa: E402
-from fieldwatch.collector.alerts import TicketChange  # noqa: E402
-from fieldwatch.collector.api import HttpServer, make_app  # noqa: E402
+from fieldwatch.collector.desks import outbox  # noqa: E402
 from fieldwatch.collector.desks.config import IntegrationsConfig  # noqa: E402
 from fieldwatch.collector.desks.routes import add_routes, routes  # noqa: E402
-from fieldwatch.collector.service_desk import ServiceDesk  # noqa: E402
-from fieldwatch.collector.stats import Stats  # noqa: E402
 from fieldwatch.collector.store.db import open_engine  # noqa: E402
 from fieldwatch.collector.store.schema import desk_links  # noqa: E402
 from fieldwatch.collector.store.store import BatchWrite, Store  # noqa: E402
+from fieldwatch.collector.telemetry.stats import Stats  # noqa: E402
+from fieldwatch.collector.tickets.alerts import TicketChange  # noqa: E402
+from fieldwatch.collector.tickets.service_desk import ServiceDesk  # noqa: E402
+from fieldwatch.collector.web.api.app import HttpServer, make_app  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 from starlette.responses import JSONResponse, Response  # noqa: E402
 from starlette.routing import Route  # noqa: E402

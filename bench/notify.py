@@ -22,15 +22,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-from fieldwatch.collector import outbox
-from fieldwatch.collector.alerts import TicketChange
+from fieldwatch.collector.desks import outbox
 from fieldwatch.collector.desks.config import IntegrationsConfig, RetryPolicy
 from fieldwatch.collector.notify.apprise_channel import StoreJournal, apprise_send
 from fieldwatch.collector.notify.config import NotificationsConfig
 from fieldwatch.collector.notify.runtime import build_channels
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.store import BatchWrite, Store
+from fieldwatch.collector.telemetry.stats import Stats
+from fieldwatch.collector.tickets.alerts import TicketChange
 from fieldwatch.collector.tickets.routing import TeamsSpec
 
 from fieldwatch.broker import free_port

@@ -25,14 +25,13 @@ from pathlib import Path
 import httpx
 import paho.mqtt.client as mqtt
 from _servers import Mosquitto
-from fieldwatch.collector import outbox
-from fieldwatch.collector.alerts import TicketChange
 from fieldwatch.collector.config import CollectorConfig
-from fieldwatch.collector.desks import webhook
+from fieldwatch.collector.desks import outbox, webhook
 from fieldwatch.collector.desks.config import IntegrationsConfig, RetryPolicy, WebhookDesk
 from fieldwatch.collector.service import Collector
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.store import BatchWrite, Store
+from fieldwatch.collector.tickets.alerts import TicketChange
 
 from fieldwatch import wire
 from fieldwatch.broker import free_port

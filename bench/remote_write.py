@@ -40,7 +40,7 @@ from fieldwatch.collector.history.exporter import Exporter
 from fieldwatch.collector.history.remote_config import RemoteWriteConfig
 from fieldwatch.collector.history.remote_write import Encoder, send
 from fieldwatch.collector.service import Collector
-from fieldwatch.collector.stats import Stats
+from fieldwatch.collector.telemetry.stats import Stats
 from ingest import SAMPLES, payloads, publish_all, synthetic_rules
 
 from fieldwatch import wire

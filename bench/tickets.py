@@ -28,15 +28,15 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sqlalchemy as sa  # noqa: E402
-from fieldwatch.collector.fairqueue import FairQueue  # noqa: E402
 from fieldwatch.collector.ingest import Received  # noqa: E402
+from fieldwatch.collector.ingest.fairqueue import FairQueue  # noqa: E402
 from fieldwatch.collector.pipeline import Worker, prepare  # noqa: E402
 from fieldwatch.collector.rules.engine import Engine, EngineState  # noqa: E402
 from fieldwatch.collector.rules.loader import rules_from_text  # noqa: E402
 from fieldwatch.collector.rules.model import RuleSet  # noqa: E402
-from fieldwatch.collector.stats import Stats  # noqa: E402
 from fieldwatch.collector.store.db import open_engine  # noqa: E402
 from fieldwatch.collector.store.store import BatchWrite, Store  # noqa: E402
+from fieldwatch.collector.telemetry.stats import Stats  # noqa: E402
 
 from fieldwatch.clock import SystemClock  # noqa: E402
 from fieldwatch.wire import Metrics, Sample, encode  # noqa: E402

@@ -19,16 +19,14 @@ import time
 from collections.abc import Callable, Sequence
 
 import msgspec
-from fieldwatch.collector.alerts import TicketChange, plan
 from fieldwatch.collector.history.config import HistoryConfig
 from fieldwatch.collector.history.ingest import Recorder, SampleRows
 from fieldwatch.collector.ingest import Received
 from fieldwatch.collector.ingest.guard import LogEvery
 from fieldwatch.collector.ingest.memory import Trimmer
+from fieldwatch.collector.ingest.sequence import SeqState, observe
 from fieldwatch.collector.rules.engine import Engine, EngineState, Transition
 from fieldwatch.collector.rules.model import Silence
-from fieldwatch.collector.sequence import SeqState, observe
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.deadletter import DeadLetters
 from fieldwatch.collector.store.failures import log_failure
 from fieldwatch.collector.store.health import Observed
@@ -36,6 +34,8 @@ from fieldwatch.collector.store.parts import BatchParts
 from fieldwatch.collector.store.silences import SilenceStore
 from fieldwatch.collector.store.store import BatchWrite, DeviceSeen, RawMessage, Store
 from fieldwatch.collector.store.writer import Writer, Written
+from fieldwatch.collector.telemetry.stats import Stats
+from fieldwatch.collector.tickets.alerts import TicketChange, plan
 
 from fieldwatch import wire
 from fieldwatch.clock import Clock

@@ -20,7 +20,6 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from fieldwatch.collector.config import CollectorConfig
 from fieldwatch.collector.desks.runtime import DeskRuntime
 from fieldwatch.collector.diag.dispatch import RES_TOPIC, diag_dispatcher
-from fieldwatch.collector.fairqueue import FairQueue
 from fieldwatch.collector.history import HistoryBackend
 from fieldwatch.collector.history.exporter import Exporter
 from fieldwatch.collector.history.jobs import HistoryJobs, horizons
@@ -28,22 +27,23 @@ from fieldwatch.collector.history.query import EmbeddedHistory, record_horizons
 from fieldwatch.collector.history.remote_query import RemoteHistory
 from fieldwatch.collector.ingest import MqttIngest, Received
 from fieldwatch.collector.ingest.decode import pack, packed_size, unpack
-from fieldwatch.collector.notifier import WebhookNotifier
+from fieldwatch.collector.ingest.fairqueue import FairQueue
 from fieldwatch.collector.notify.apprise_channel import StoreJournal
+from fieldwatch.collector.notify.notifier import WebhookNotifier
 from fieldwatch.collector.notify.runtime import build_channels
 from fieldwatch.collector.pipeline import Worker
 from fieldwatch.collector.rules.engine import Engine
 from fieldwatch.collector.rules.loader import load_rules
 from fieldwatch.collector.rules.model import RuleSet
 from fieldwatch.collector.rules.reload import RuleReloader
-from fieldwatch.collector.service_desk import ServiceDesk
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.db import db_url, open_engine
 from fieldwatch.collector.store.failures import log_failure
 from fieldwatch.collector.store.health import Health, Limits, Observed, assess
 from fieldwatch.collector.store.silences import SilenceStore
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.telemetry.stats import Stats
 from fieldwatch.collector.tickets.config import load_desk
+from fieldwatch.collector.tickets.service_desk import ServiceDesk
 
 from fieldwatch.clock import Clock, SystemClock
 from fieldwatch.errors import RuleError

@@ -1,9 +1,9 @@
 """The skeleton's rule engine: threshold, label matchers, `for` by sample time, `clear`."""
 
-from fieldwatch.collector.alerts import plan
 from fieldwatch.collector.rules.engine import Engine, EngineState, fingerprint
 from fieldwatch.collector.rules.loader import rules_from_text
 from fieldwatch.collector.rules.model import RuleSet
+from fieldwatch.collector.tickets.alerts import plan
 
 from fieldwatch.wire import Metrics, Sample
 

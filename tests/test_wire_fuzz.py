@@ -17,9 +17,9 @@ from fieldwatch.collector.diag.config import CollectorDiagConfig
 from fieldwatch.collector.diag.dispatch import Dispatcher
 from fieldwatch.collector.diag.store import DiagStore
 from fieldwatch.collector.ingest import decode_received
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.telemetry.stats import Stats
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -29,14 +29,14 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from fieldwatch.collector.alerts import TicketChange
-from fieldwatch.collector.api_auth import bearer
-from fieldwatch.collector.api_guard import check
 from fieldwatch.collector.desks.config import AlertmanagerConfig
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.schema import alertmanager_seen, tickets
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.telemetry.stats import Stats
+from fieldwatch.collector.tickets.alerts import TicketChange
 from fieldwatch.collector.tickets.lifecycle import OPEN_STATES
+from fieldwatch.collector.web.api.auth import bearer
+from fieldwatch.collector.web.api.guard import check
 from sqlalchemy.dialects import postgresql, sqlite
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response

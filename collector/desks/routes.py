@@ -3,8 +3,8 @@ the desks' webhooks (each verified by its desk's own scheme, desks/inbound), and
 for people (`GET /api/v1/outbox`, `POST /api/v1/outbox/retry`, behind the API's callers; the
 outbox spans every site, so only users who see every site use it, and retrying needs the
 `outbox.retry` role). Plain Starlette routes, added to the API app with `add_routes`, so they
-work whatever framework the app is built with; the app's HttpGuard (api_guard.py) checks size,
-media type and origin before any of them."""
+work whatever framework the app is built with; the app's HttpGuard (collector/web/api/guard.py)
+checks size, media type and origin before any of them."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from fieldwatch.collector.api_auth import Tokens, guarded
 from fieldwatch.collector.desks import alertmanager
 from fieldwatch.collector.desks.config import IntegrationsConfig
 from fieldwatch.collector.desks.inbound import routes as inbound
-from fieldwatch.collector.outbox import Queue
-from fieldwatch.collector.stats import Stats
+from fieldwatch.collector.desks.outbox import Queue
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.telemetry.stats import Stats
 from fieldwatch.collector.web import User, allowed, user_of
+from fieldwatch.collector.web.api.auth import Tokens, guarded
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route

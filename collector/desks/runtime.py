@@ -8,13 +8,13 @@ from collections.abc import Mapping, Sequence
 
 import httpx
 import sqlalchemy as sa
-from fieldwatch.collector import outbox
+from fieldwatch.collector.desks import outbox
 from fieldwatch.collector.desks.build import build_desk, http_client
 from fieldwatch.collector.desks.config import DeskBase, IntegrationsConfig
 from fieldwatch.collector.desks.inbound.reconcile import Reconciler, Target
 from fieldwatch.collector.desks.model import Desk
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.telemetry.stats import Stats
 
 from fieldwatch.clock import Clock
 

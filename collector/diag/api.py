@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable, Iterable
 
 import sqlalchemy as sa
-from fieldwatch.collector.api_auth import guarded
 from fieldwatch.collector.diag.store import DiagStore
 from fieldwatch.collector.web import User, allowed, user_of
+from fieldwatch.collector.web.api.auth import guarded
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route

@@ -20,7 +20,7 @@ from fieldwatch.collector.diag.config import CollectorDiagConfig
 from fieldwatch.collector.diag.onsite import checklist
 from fieldwatch.collector.diag.store import FAILED, DiagStore
 from fieldwatch.collector.rules.model import RuleSet
-from fieldwatch.collector.stats import Stats
+from fieldwatch.collector.telemetry.stats import Stats
 
 from fieldwatch import signing, wire
 from fieldwatch.clock import Clock

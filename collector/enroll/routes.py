@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from fieldwatch.collector.enroll.config import EnrollConfig
 from fieldwatch.collector.enroll.service import Enrollment
 from fieldwatch.collector.enroll.tokens import well_formed
-from fieldwatch.collector.stats import Stats
+from fieldwatch.collector.telemetry.stats import Stats
 from fieldwatch.collector.web.accounts.throttle import Throttle
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fieldwatch.collector.api_auth import Tokens, guarded
 from fieldwatch.collector.history import HistoryBackend, Query
 from fieldwatch.collector.history.jsonout import build_query, key_json, series_json
 from fieldwatch.collector.web import user_of
+from fieldwatch.collector.web.api.auth import Tokens, guarded
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response

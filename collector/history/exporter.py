@@ -58,8 +58,8 @@ import msgspec
 import sqlalchemy as sa
 from fieldwatch.collector.history.remote_config import RemoteWriteConfig
 from fieldwatch.collector.history.remote_write import Encoder, Rejected, Retry, send
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.schema import messages, remote_write_cursors
+from fieldwatch.collector.telemetry.stats import Stats
 
 from fieldwatch import wire
 from fieldwatch.clock import Clock

@@ -19,8 +19,8 @@ from fieldwatch.collector.history.compute import roll_up
 from fieldwatch.collector.history.config import HistoryConfig
 from fieldwatch.collector.history.retention import apply_retention
 from fieldwatch.collector.history.rollup import Horizons
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.failures import log_failure
+from fieldwatch.collector.telemetry.stats import Stats
 
 from fieldwatch.clock import Clock
 

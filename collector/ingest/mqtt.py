@@ -27,7 +27,7 @@ from collections.abc import Callable
 import paho.mqtt.client as mqtt
 from fieldwatch.collector.ingest.decode import Received, decode_received
 from fieldwatch.collector.ingest.guard import CallbackGuard, LogEvery
-from fieldwatch.collector.stats import Stats
+from fieldwatch.collector.telemetry.stats import Stats
 
 from fieldwatch import wire
 from fieldwatch.clock import Clock

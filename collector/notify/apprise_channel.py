@@ -28,7 +28,7 @@ from fieldwatch.collector.desks.model import Change, Receipt
 from fieldwatch.collector.notify import templates
 from fieldwatch.collector.notify.config import ChannelSpec, NotificationsConfig
 from fieldwatch.collector.notify.routing import Send, oncall_of, plan
-from fieldwatch.collector.stats import Stats
+from fieldwatch.collector.telemetry.stats import Stats
 from fieldwatch.collector.tickets.routing import TeamsSpec
 
 from fieldwatch.clock import Clock

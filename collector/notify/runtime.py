@@ -12,7 +12,7 @@ from fieldwatch.collector.desks.config import DeskBase
 from fieldwatch.collector.desks.model import ACTIONS, Action
 from fieldwatch.collector.notify.apprise_channel import AppriseChannel, Journal, personal_url
 from fieldwatch.collector.notify.config import ChannelSpec, NotificationsConfig
-from fieldwatch.collector.stats import Stats
+from fieldwatch.collector.telemetry.stats import Stats
 from fieldwatch.collector.tickets.routing import TeamsSpec
 
 from fieldwatch.clock import Clock

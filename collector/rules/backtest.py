@@ -27,13 +27,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from fieldwatch.collector.alerts import TicketChange, plan
 from fieldwatch.collector.history.replay import ACCOUNTING, metrics_messages
 from fieldwatch.collector.ingest import Received
 from fieldwatch.collector.pipeline import Sequences, prepare_all, split_muted
 from fieldwatch.collector.rules.engine import SNMP_UP, Engine, EngineState, Transition
 from fieldwatch.collector.rules.model import RuleSet
 from fieldwatch.collector.store.schema import messages
+from fieldwatch.collector.tickets.alerts import TicketChange, plan
 from fieldwatch.collector.tickets.config import DeskPolicy
 from fieldwatch.collector.tickets.recurrence import Ledger
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from fieldwatch.collector.alerts import plan
 from fieldwatch.collector.rules.engine import Engine, EngineState, Transition
 from fieldwatch.collector.rules.loader import load_rules, rule_files, ruleset_from_text
 from fieldwatch.collector.rules.model import RuleSet
 from fieldwatch.collector.rules.notation import parse_selector, parse_series
 from fieldwatch.collector.rules.templates import render
+from fieldwatch.collector.tickets.alerts import plan
 from fieldwatch.collector.tickets.config import DeskPolicy
 from fieldwatch.collector.tickets.recurrence import Ledger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator

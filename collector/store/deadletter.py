@@ -17,10 +17,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from fieldwatch.collector.alerts import TicketChange
 from fieldwatch.collector.ingest import Received
 from fieldwatch.collector.store.failures import describe
 from fieldwatch.collector.store.schema import dead_letters
+from fieldwatch.collector.tickets.alerts import TicketChange
 
 from fieldwatch import wire
 from fieldwatch.jsonout import iso

@@ -20,7 +20,7 @@ devices = sa.Table(
     sa.Column("messages_total", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("agent", sa.String(32), nullable=False, server_default=""),
     sa.Column("inventory", sa.JSON(none_as_null=True)),
-    # sequence accounting (collector/sequence.py): metrics messages missing, late, repeated;
+    # sequence accounting (collector/ingest/sequence.py): metrics messages missing, late, repeated;
     # NULL until the device sent metrics
     sa.Column("seq_missing", sa.BigInteger),
     sa.Column("seq_backfilled", sa.BigInteger),
@@ -157,7 +157,7 @@ muted_alerts = sa.Table(
     sa.Index("ix_muted_alerts_suppressed_by", "suppressed_by"),
 )
 
-# -- external desks (collector/outbox.py) -----------------------------------------------------
+# -- external desks (collector/desks/outbox.py) -----------------------------------------------
 # One row per (ticket change, desk), written in the transaction of the change; the worker
 # delivers the oldest pending row of each ticket and marks it delivered or dead.
 outbox = sa.Table(

@@ -11,10 +11,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from fieldwatch.collector.alerts import TicketChange
 from fieldwatch.collector.rules.model import Silence
 from fieldwatch.collector.rules.selectors import parse_matcher
 from fieldwatch.collector.store.schema import muted_alerts, silences
+from fieldwatch.collector.tickets.alerts import TicketChange
 
 from fieldwatch.errors import FieldwatchError
 

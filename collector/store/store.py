@@ -12,11 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from fieldwatch.collector import outbox
-from fieldwatch.collector.alerts import TicketChange
+from fieldwatch.collector.desks import outbox
 from fieldwatch.collector.history import store as history
 from fieldwatch.collector.history.ingest import SampleRows
-from fieldwatch.collector.sequence import SeqState
+from fieldwatch.collector.ingest.sequence import SeqState
 from fieldwatch.collector.store.schema import (
     OPEN_STATES,
     devices,
@@ -26,6 +25,7 @@ from fieldwatch.collector.store.schema import (
     tickets,
 )
 from fieldwatch.collector.tickets.actions import close_pause
+from fieldwatch.collector.tickets.alerts import TicketChange
 from fieldwatch.collector.tickets.cases import CANDIDATES
 from fieldwatch.collector.tickets.config import DeskPolicy
 from fieldwatch.collector.tickets.recurrence import LastTicket, on_fire

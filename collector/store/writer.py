@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store import liveness
 from fieldwatch.collector.store.deadletter import DeadLetters
 from fieldwatch.collector.store.failures import PROBE_AFTER, classify, describe
 from fieldwatch.collector.store.store import BatchWrite, Store
+from fieldwatch.collector.telemetry.stats import Stats
 
 from fieldwatch.clock import Clock
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from fieldwatch.collector.alerts import TicketChange
+from fieldwatch.collector.tickets.alerts import TicketChange
 
 Outcome = Literal["open", "reopen", "new", "ignore", "wont_fix"]
 _OPEN = ("open", "acknowledged", "in_progress", "reopened")

@@ -25,13 +25,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run_collector(args: argparse.Namespace) -> int:
     from fieldwatch.cli.http import serve_http
-    from fieldwatch.collector.api import make_app
     from fieldwatch.collector.config import CollectorConfig
     from fieldwatch.collector.desks.routes import add_routes
     from fieldwatch.collector.service import Collector
     from fieldwatch.collector.store.db import db_url
     from fieldwatch.collector.store.liveness import open_when_up
     from fieldwatch.collector.web.accounts.store import AccountStore
+    from fieldwatch.collector.web.api.app import make_app
     from fieldwatch.collector.web.pages import add_pages
     from fieldwatch.config import load_config
 

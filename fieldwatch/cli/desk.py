@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from fieldwatch.cli.state import add_state_options, config_settings, locate
 
 if TYPE_CHECKING:
-    from fieldwatch.collector.service_desk import ServiceDesk
+    from fieldwatch.collector.tickets.service_desk import ServiceDesk
 
 
 def add_desk_options(p: argparse.ArgumentParser) -> None:
@@ -34,9 +34,9 @@ def open_desk(args: argparse.Namespace, *, write: bool = False) -> ServiceDesk:
     config's `desk:` gives the SLA and teams policy)."""
     from fieldwatch.cli.state import open_engine_at
     from fieldwatch.clock import SystemClock
-    from fieldwatch.collector.service_desk import ServiceDesk
     from fieldwatch.collector.store.store import Store
     from fieldwatch.collector.tickets.config import DeskConfig, load_desk
+    from fieldwatch.collector.tickets.service_desk import ServiceDesk
 
     settings = config_settings(args)
     cfg = settings[0]

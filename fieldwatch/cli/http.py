@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from fieldwatch.cli.common import CommandLineError
 
 if TYPE_CHECKING:
-    from fieldwatch.collector.api import HttpServer
+    from fieldwatch.collector.web.api.app import HttpServer
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def serve_http(app: object, host: str, port: int, cert: Path | None, key: Path |
                ) -> HttpServer:
     """The HTTP(S) server, its problems as one-line errors; a plain-HTTP listener reachable
     from other machines is warned about (passwords would cross the network in clear)."""
-    from fieldwatch.collector.api import HttpServer
+    from fieldwatch.collector.web.api.app import HttpServer
 
     if (cert is None) != (key is None):
         raise CommandLineError("TLS needs both --tls-cert and --tls-key")

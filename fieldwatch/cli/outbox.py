@@ -35,8 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def list_outbox(args: argparse.Namespace) -> int:
+    from fieldwatch.collector.desks.outbox import Queue
     from fieldwatch.collector.desks.routes import outbox_json
-    from fieldwatch.collector.outbox import Queue
 
     store = open_store(args)
     try:
@@ -67,7 +67,7 @@ def _next_try(at: str | None, now: float) -> str:
 
 
 def retry_outbox(args: argparse.Namespace) -> int:
-    from fieldwatch.collector.outbox import Queue
+    from fieldwatch.collector.desks.outbox import Queue
 
     if not (args.ids or args.desk or args.all):
         raise CommandLineError("give row ids, --desk NAME or --all")

@@ -11,7 +11,7 @@ from typing import Any
 
 from fieldwatch.cli import human
 from fieldwatch.cli.desk import add_desk_options, close_desk, open_desk
-from fieldwatch.collector.report import month_bounds, monthly_markdown
+from fieldwatch.collector.tickets.report import month_bounds, monthly_markdown
 from fieldwatch.durations import parse_duration
 from fieldwatch.errors import TransitionRefused
 

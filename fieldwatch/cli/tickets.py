@@ -15,10 +15,10 @@ from fieldwatch.cli import human
 from fieldwatch.cli.common import print_json, print_table
 from fieldwatch.cli.desk import actor, add_actor, add_desk_options, close_desk, open_desk
 from fieldwatch.cli.diag import register_ticket_actions
-from fieldwatch.collector.service_desk import ServiceDesk
 from fieldwatch.collector.sla.policy import PRIORITIES
 from fieldwatch.collector.tickets.cases import Resolution
 from fieldwatch.collector.tickets.lifecycle import CLOSE_REASONS, STATES
+from fieldwatch.collector.tickets.service_desk import ServiceDesk
 from fieldwatch.errors import TransitionRefused
 
 LIST_COLUMNS = ["id", "state", "priority", "device", "title", "team", "assignee", "seen",

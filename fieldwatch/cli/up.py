@@ -95,11 +95,11 @@ def run_up(args: argparse.Namespace) -> int:
     from fieldwatch.agent.daemon import Agent
     from fieldwatch.broker import EmbeddedBroker
     from fieldwatch.cli.users import first_admin
-    from fieldwatch.collector.api import make_app
     from fieldwatch.collector.desks.routes import add_routes
     from fieldwatch.collector.diag.local import with_local_keys
     from fieldwatch.collector.service import Collector
     from fieldwatch.collector.tickets.config import ensure_token_file
+    from fieldwatch.collector.web.api.app import make_app
     from fieldwatch.collector.web.pages import add_pages
     from fieldwatch.datadir import make_private
     from fieldwatch.mqtt import broker_answers

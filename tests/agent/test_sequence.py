@@ -7,11 +7,11 @@ import json
 
 import pytest
 from fieldwatch.collector.ingest import Received
+from fieldwatch.collector.ingest.sequence import MAX_RANGES, SeqState, observe
 from fieldwatch.collector.pipeline import prepare
 from fieldwatch.collector.rules.engine import Engine, EngineState
 from fieldwatch.collector.rules.loader import rules_from_text
 from fieldwatch.collector.rules.model import RuleSet
-from fieldwatch.collector.sequence import MAX_RANGES, SeqState, observe
 from fieldwatch.collector.store.store import Store
 from hypothesis import given
 from hypothesis import strategies as st

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fieldwatch.collector.alerts import TicketChange
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.store import BatchWrite, Store
+from fieldwatch.collector.tickets.alerts import TicketChange
 
 from fieldwatch.cli import human
 from tests.cli.helpers import FIELDWATCH, run, seed_data_dir
@@ -208,7 +208,7 @@ def test_every_state_command_takes_json_and_config() -> None:
 
 
 def test_outbox_in_words(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from fieldwatch.collector import outbox
+    from fieldwatch.collector.desks import outbox
     from fieldwatch.collector.desks.config import WebhookDesk
 
     from fieldwatch.errors import DeskRejected

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from fieldwatch.collector.kpi import compute, sla_verdicts
-from fieldwatch.collector.report import monthly_markdown
+from fieldwatch.collector.tickets.kpi import compute, sla_verdicts
+from fieldwatch.collector.tickets.report import monthly_markdown
 
 from tests.cli.helpers import run
 from tests.tickets.helpers import berlin, sla_policy

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fieldwatch.collector.alerts import TicketChange
 from fieldwatch.collector.store.store import BatchWrite, Store
+from fieldwatch.collector.tickets.alerts import TicketChange
 
 
 def alert(kind: str, fp: str, ts: float, **kw: Any) -> TicketChange:

@@ -12,18 +12,18 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from fieldwatch.collector import outbox
-from fieldwatch.collector.api import make_app
+from fieldwatch.collector.desks import outbox
 from fieldwatch.collector.desks.build import build_desk, http_client
 from fieldwatch.collector.desks.config import IntegrationsConfig, RetryPolicy
 from fieldwatch.collector.desks.inbound.reconcile import Target
 from fieldwatch.collector.desks.routes import add_routes, routes
-from fieldwatch.collector.service_desk import ServiceDesk
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.schema import desk_links, inbound_refusals
 from fieldwatch.collector.store.schema import outbox as outbox_table
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.telemetry.stats import Stats
+from fieldwatch.collector.tickets.service_desk import ServiceDesk
+from fieldwatch.collector.web.api.app import make_app
 
 from fieldwatch.clock import FakeClock
 from tests.desks.helpers import fire

@@ -12,12 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
-from fieldwatch.collector.api import HttpServer
 from fieldwatch.collector.desks import alertmanager as am
 from fieldwatch.collector.desks.config import AlertmanagerConfig, IntegrationsConfig, Secret
 from fieldwatch.collector.desks.routes import routes
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.telemetry.stats import Stats
+from fieldwatch.collector.web.api.app import HttpServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
@@ -151,7 +151,7 @@ def test_a_resolved_for_no_open_ticket_is_a_duplicate(store: Store) -> None:
 
 
 def test_a_wont_fix_ticket_hears_of_each_firing_once(store: Store) -> None:
-    from fieldwatch.collector.service_desk import ServiceDesk
+    from fieldwatch.collector.tickets.service_desk import ServiceDesk
 
     deliver(store, payload(alert("ad")))
     [t] = store.list_tickets()

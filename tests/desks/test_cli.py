@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from fieldwatch.collector import outbox
+from fieldwatch.collector.desks import outbox
 from fieldwatch.collector.desks.config import WebhookDesk
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.store import Store
@@ -54,10 +54,10 @@ def test_retry_puts_dead_letters_back(db: str, capsys: pytest.CaptureFixture[str
 
 def test_outbox_api_lists_and_retries_behind_the_token(db: str) -> None:
     import httpx
-    from fieldwatch.collector.api import HttpServer
     from fieldwatch.collector.desks.config import IntegrationsConfig
     from fieldwatch.collector.desks.routes import routes
-    from fieldwatch.collector.stats import Stats
+    from fieldwatch.collector.telemetry.stats import Stats
+    from fieldwatch.collector.web.api.app import HttpServer
     from starlette.applications import Starlette
 
     from fieldwatch.clock import FakeClock

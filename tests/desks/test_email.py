@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from fieldwatch.collector import outbox
-from fieldwatch.collector.alerts import TicketChange
+from fieldwatch.collector.desks import outbox
 from fieldwatch.collector.desks.config import EmailDesk, RetryPolicy
 from fieldwatch.collector.notify.email import Email, header_value, message, recipients
 from fieldwatch.collector.rules.templates import render
 from fieldwatch.collector.store.store import BatchWrite, Store
+from fieldwatch.collector.tickets.alerts import TicketChange
 
 from fieldwatch.broker import free_port
 from fieldwatch.clock import FakeClock

@@ -12,10 +12,10 @@ import sqlalchemy as sa
 from fieldwatch.collector.desks.inbound.apply import Plan, Sync, apply, plan
 from fieldwatch.collector.desks.inbound.model import Comment, Delivery, Inbound
 from fieldwatch.collector.desks.inbound.sync import read, told
-from fieldwatch.collector.service_desk import ServiceDesk
 from fieldwatch.collector.store.schema import desk_links, tickets
 from fieldwatch.collector.store.store import Store
 from fieldwatch.collector.tickets.cases import Resolution
+from fieldwatch.collector.tickets.service_desk import ServiceDesk
 
 from fieldwatch.clock import FakeClock
 from tests.desks.helpers import fire

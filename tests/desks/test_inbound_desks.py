@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from fieldwatch.collector.desks.inbound.reconcile import reconcile_once
-from fieldwatch.collector.service_desk import ServiceDesk
 from fieldwatch.collector.tickets.lifecycle import OPEN_STATES
+from fieldwatch.collector.tickets.service_desk import ServiceDesk
 
 from tests.desks.inbound_kits import KINDS, Said
 from tests.desks.inbound_rig import Rig

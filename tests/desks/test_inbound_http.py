@@ -9,13 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
-from fieldwatch.collector.api import HttpServer
-from fieldwatch.collector.api_guard import check
 from fieldwatch.collector.desks.config import IntegrationsConfig
 from fieldwatch.collector.desks.inbound.audit import BURST
 from fieldwatch.collector.desks.inbound.reconcile import Reconciler
 from fieldwatch.collector.desks.inbound.routes import MAX_BYTES, routes
-from fieldwatch.collector.stats import Stats
+from fieldwatch.collector.telemetry.stats import Stats
+from fieldwatch.collector.web.api.app import HttpServer
+from fieldwatch.collector.web.api.guard import check
 from starlette.applications import Starlette
 
 from fieldwatch.clock import FakeClock

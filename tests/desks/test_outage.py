@@ -4,8 +4,7 @@ back: every change delivered exactly once, in order per ticket."""
 from __future__ import annotations
 
 import httpx
-from fieldwatch.collector import outbox
-from fieldwatch.collector.desks import jira, webhook
+from fieldwatch.collector.desks import jira, outbox, webhook
 from fieldwatch.collector.desks.config import RetryPolicy, WebhookDesk
 from fieldwatch.collector.store.store import Store
 

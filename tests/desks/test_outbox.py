@@ -10,14 +10,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import sqlalchemy as sa
-from fieldwatch.collector import outbox
-from fieldwatch.collector.alerts import TicketChange
-from fieldwatch.collector.desks import jira, webhook
+from fieldwatch.collector.desks import jira, outbox, webhook
 from fieldwatch.collector.desks.config import RetryPolicy, WebhookDesk
 from fieldwatch.collector.desks.model import Change
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.schema import outbox as outbox_table
 from fieldwatch.collector.store.store import BatchWrite, Store
+from fieldwatch.collector.telemetry.stats import Stats
+from fieldwatch.collector.tickets.alerts import TicketChange
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from fieldwatch.collector import outbox
+from fieldwatch.collector.desks import outbox
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.store import Store
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from fieldwatch.collector.alerts import TicketChange
 from fieldwatch.collector.diag.config import CollectorDiagConfig
 from fieldwatch.collector.diag.dispatch import Dispatcher
 from fieldwatch.collector.diag.store import DiagStore
 from fieldwatch.collector.rules.loader import rules_from_text
 from fieldwatch.collector.rules.model import RuleSet
 from fieldwatch.collector.store.store import BatchWrite, Store
+from fieldwatch.collector.tickets.alerts import TicketChange
 
 from fieldwatch import signing, wire
 from fieldwatch.errors import DiagnosticRefused
@@ -139,8 +139,8 @@ def test_refusals_of_requests_nobody_sent_go_on_that_devices_ticket_only(setup) 
 
 def test_api_records_an_approval(setup) -> None:  # type: ignore[no-untyped-def]
     import httpx
-    from fieldwatch.collector.api import HttpServer, make_app
-    from fieldwatch.collector.stats import Stats
+    from fieldwatch.collector.telemetry.stats import Stats
+    from fieldwatch.collector.web.api.app import HttpServer, make_app
 
     from tests.e2e.procs import wait_for
 

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fieldwatch.collector.api import HttpServer, make_app
 from fieldwatch.collector.enroll.routes import enroll_routes
 from fieldwatch.collector.enroll.service import Endpoint, Enrollment
 from fieldwatch.collector.enroll.store import EnrollStore
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.telemetry.stats import Stats
 from fieldwatch.collector.web.accounts.throttle import Throttle
+from fieldwatch.collector.web.api.app import HttpServer, make_app
 
 from fieldwatch import signing
 from fieldwatch.clock import FakeClock

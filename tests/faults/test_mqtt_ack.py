@@ -12,7 +12,7 @@ import time
 import paho.mqtt.client as mqtt
 import pytest
 from fieldwatch.collector.ingest import MqttIngest, Received
-from fieldwatch.collector.stats import Stats
+from fieldwatch.collector.telemetry.stats import Stats
 
 from fieldwatch import wire
 from fieldwatch.clock import SystemClock

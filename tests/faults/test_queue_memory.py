@@ -9,7 +9,6 @@ import threading
 import tracemalloc
 
 import pytest
-from fieldwatch.collector.fairqueue import FairQueue
 from fieldwatch.collector.ingest.decode import (
     PACKED_OVERHEAD,
     Received,
@@ -18,6 +17,7 @@ from fieldwatch.collector.ingest.decode import (
     packed_size,
     unpack,
 )
+from fieldwatch.collector.ingest.fairqueue import FairQueue
 
 from fieldwatch import wire
 

@@ -13,8 +13,8 @@ from fieldwatch.collector.ingest import Received
 from fieldwatch.collector.pipeline import Worker
 from fieldwatch.collector.rules.engine import Engine
 from fieldwatch.collector.rules.model import RuleSet
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.telemetry.stats import Stats
 
 from fieldwatch import wire
 from fieldwatch.clock import FakeClock

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fieldwatch.collector.api import HttpServer, make_app
 from fieldwatch.collector.config import CollectorConfig
 from fieldwatch.collector.history.query import EmbeddedHistory
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.telemetry.stats import Stats
 from fieldwatch.collector.web.accounts.store import AccountStore
+from fieldwatch.collector.web.api.app import HttpServer, make_app
 
 from fieldwatch.cli import main
 from fieldwatch.clock import FakeClock

@@ -11,9 +11,9 @@ from fieldwatch.collector.history.config import HistoryConfig
 from fieldwatch.collector.history.jobs import LOCK_KEY, HistoryJobs
 from fieldwatch.collector.history.query import EmbeddedHistory, stored_horizons
 from fieldwatch.collector.history.rollup import HOUR
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.telemetry.stats import Stats
 
 from fieldwatch.clock import FakeClock
 from tests.history.helpers import DAY, T0, feed, message, worker

@@ -10,14 +10,14 @@ from typing import Any
 
 import httpx
 import pytest
-from fieldwatch.collector.api import make_app
-from fieldwatch.collector.api_guard import HttpGuard, Refusal, check
 from fieldwatch.collector.desks import alertmanager as am
 from fieldwatch.collector.desks.config import AlertmanagerConfig, IntegrationsConfig, Secret
 from fieldwatch.collector.desks.routes import add_routes, routes
-from fieldwatch.collector.service_desk import ServiceDesk
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.telemetry.stats import Stats
+from fieldwatch.collector.tickets.service_desk import ServiceDesk
+from fieldwatch.collector.web.api.app import make_app
+from fieldwatch.collector.web.api.guard import HttpGuard, Refusal, check
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse

@@ -9,10 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 from fieldwatch.collector.desks.http import send
-from fieldwatch.collector.notifier import WebhookNotifier
-from fieldwatch.collector.service_desk import ServiceDesk
+from fieldwatch.collector.notify.notifier import WebhookNotifier
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.tickets.service_desk import ServiceDesk
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from fieldwatch.collector.ingest import CallbackGuard, MqttIngest, Received
 from fieldwatch.collector.ingest.guard import LogEvery
-from fieldwatch.collector.stats import Stats
+from fieldwatch.collector.telemetry.stats import Stats
 
 from fieldwatch import wire
 from fieldwatch.clock import SystemClock

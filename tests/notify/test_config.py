@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fieldwatch.collector.config import CollectorConfig
 from fieldwatch.collector.notify.runtime import build_channels, registration
-from fieldwatch.collector.stats import Stats
+from fieldwatch.collector.telemetry.stats import Stats
 from fieldwatch.collector.tickets.config import DeskConfig, load_desk
 from fieldwatch.collector.tickets.routing import TeamsSpec
 

@@ -10,18 +10,18 @@ from typing import Any
 
 import pytest
 import yaml
-from fieldwatch.collector.alerts import TicketChange
 from fieldwatch.collector.config import CollectorConfig
 from fieldwatch.collector.desks.config import RetryPolicy
+from fieldwatch.collector.desks.outbox import Queue, Worker, register_desks
 from fieldwatch.collector.notify.apprise_channel import StoreJournal
 from fieldwatch.collector.notify.runtime import build_channels
-from fieldwatch.collector.outbox import Queue, Worker, register_desks
 from fieldwatch.collector.service import Collector
-from fieldwatch.collector.service_desk import ServiceDesk
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.store import BatchWrite, Store
+from fieldwatch.collector.telemetry.stats import Stats
+from fieldwatch.collector.tickets.alerts import TicketChange
 from fieldwatch.collector.tickets.config import DeskPolicy
+from fieldwatch.collector.tickets.service_desk import ServiceDesk
 
 from fieldwatch.clock import FakeClock
 from fieldwatch.errors import ConfigError

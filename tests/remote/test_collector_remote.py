@@ -7,11 +7,11 @@ import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
-from fieldwatch.collector.api import HttpServer, make_app
 from fieldwatch.collector.config import CollectorConfig
 from fieldwatch.collector.history.remote_config import RemoteQueryConfig
 from fieldwatch.collector.history.remote_query import RemoteHistory
 from fieldwatch.collector.service import Collector
+from fieldwatch.collector.web.api.app import HttpServer, make_app
 
 from fieldwatch import wire
 from fieldwatch.broker import free_port

@@ -10,10 +10,10 @@ import sqlalchemy as sa
 from fieldwatch.collector.history.exporter import Exporter, Round
 from fieldwatch.collector.history.remote_config import RemoteQueryConfig, RemoteWriteConfig
 from fieldwatch.collector.history.remote_query import RemoteHistory
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.schema import remote_write_cursors
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.telemetry.stats import Stats
 
 from fieldwatch.clock import FakeClock
 from tests.remote.data import expected, now_aligned, read_back, store_cycles

@@ -15,10 +15,10 @@ from fieldwatch.collector.config import CollectorConfig
 from fieldwatch.collector.history import promwire
 from fieldwatch.collector.history.exporter import CURSOR_EVERY, Exporter, decode_stored
 from fieldwatch.collector.history.remote_config import RemoteWriteConfig
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.schema import messages, remote_write_cursors
 from fieldwatch.collector.store.store import BatchWrite, RawMessage, Store
+from fieldwatch.collector.telemetry.stats import Stats
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError

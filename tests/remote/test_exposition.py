@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from fieldwatch.collector.stats import Stats
+from fieldwatch.collector.telemetry.stats import Stats
 from prometheus_client.parser import text_string_to_metric_families
 
 

@@ -36,8 +36,8 @@ from fieldwatch.agent.sources.processes import Matcher, ProcessesSource
 from fieldwatch.agent.sources.sensors import FanSource, TemperatureSource
 from fieldwatch.agent.sources.smart import SmartSource
 from fieldwatch.agent.sources.snmp import SnmpHealthSource
+from fieldwatch.collector.ingest.sequence import SeqState
 from fieldwatch.collector.pipeline import _with_accounting
-from fieldwatch.collector.sequence import SeqState
 
 from fieldwatch import wire
 from fieldwatch.clock import FakeClock

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fieldwatch.collector.alerts import plan
 from fieldwatch.collector.rules.engine import Engine, EngineState
 from fieldwatch.collector.rules.loader import ruleset_from_text
 from fieldwatch.collector.rules.model import Silence
 from fieldwatch.collector.rules.selectors import parse_matcher
+from fieldwatch.collector.tickets.alerts import plan
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

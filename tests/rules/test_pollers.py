@@ -4,8 +4,8 @@ metric."""
 
 from __future__ import annotations
 
-from fieldwatch.collector.alerts import plan
 from fieldwatch.collector.rules.engine import EngineState, Transition
+from fieldwatch.collector.tickets.alerts import plan
 
 from fieldwatch import wire
 from tests.rules.helpers import engine, metrics

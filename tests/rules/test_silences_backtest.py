@@ -9,15 +9,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fieldwatch.collector.api import HttpServer, make_app
 from fieldwatch.collector.ingest import Received
 from fieldwatch.collector.pipeline import Worker
 from fieldwatch.collector.rules.engine import Engine
 from fieldwatch.collector.rules.loader import load_rules
 from fieldwatch.collector.rules.reload import RuleReloader
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.silences import SilenceStore, check_silence
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.telemetry.stats import Stats
+from fieldwatch.collector.web.api.app import HttpServer, make_app
 
 from fieldwatch import wire
 from fieldwatch.cli import main

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fieldwatch.collector.alerts import plan
 from fieldwatch.collector.rules.engine import EngineState, Transition
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.store import BatchWrite, Store
+from fieldwatch.collector.tickets.alerts import plan
 
 from fieldwatch import wire
 from tests.rules.helpers import engine, metrics

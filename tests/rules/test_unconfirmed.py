@@ -8,10 +8,10 @@ import json
 from pathlib import Path
 
 import pytest
-from fieldwatch.collector.alerts import plan
 from fieldwatch.collector.rules.engine import EngineState, Transition
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.store import BatchWrite, DeviceSeen, Store
+from fieldwatch.collector.tickets.alerts import plan
 
 from fieldwatch import wire
 from fieldwatch.cli import main

@@ -10,9 +10,9 @@ from fieldwatch.collector.ingest import Received
 from fieldwatch.collector.pipeline import Worker
 from fieldwatch.collector.rules.engine import Engine
 from fieldwatch.collector.rules.loader import load_rules
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.schema import messages
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.telemetry.stats import Stats
 
 from fieldwatch import wire
 from fieldwatch.clock import Clock

@@ -12,15 +12,15 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-from fieldwatch.collector.api import HttpServer, make_app
 from fieldwatch.collector.pipeline import prepare
 from fieldwatch.collector.rules.engine import Engine, EngineState
 from fieldwatch.collector.rules.loader import ruleset_from_text
-from fieldwatch.collector.service_desk import ServiceDesk
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.schema import tickets
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.telemetry.stats import Stats
+from fieldwatch.collector.tickets.service_desk import ServiceDesk
+from fieldwatch.collector.web.api.app import HttpServer, make_app
 
 from fieldwatch.cli import main
 from fieldwatch.clock import FakeClock

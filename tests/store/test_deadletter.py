@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from fieldwatch.collector.alerts import TicketChange
 from fieldwatch.collector.store.deadletter import DeadLetters
 from fieldwatch.collector.store.parts import BatchParts
 from fieldwatch.collector.store.store import BatchWrite, Store
+from fieldwatch.collector.tickets.alerts import TicketChange
 
 from fieldwatch import wire
 from fieldwatch.cli import main

@@ -10,13 +10,13 @@ from pathlib import Path
 import httpx
 import paho.mqtt.client as mqtt
 import pytest
-from fieldwatch.collector.api import HttpServer, make_app
 from fieldwatch.collector.config import CollectorConfig
 from fieldwatch.collector.service import Collector
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.health import Limits, Observed, assess
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.telemetry.stats import Stats
+from fieldwatch.collector.web.api.app import HttpServer, make_app
 
 from fieldwatch import wire
 from fieldwatch.clock import FakeClock

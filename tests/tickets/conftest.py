@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from fieldwatch.collector.notifier import Notification
-from fieldwatch.collector.service_desk import ServiceDesk
+from fieldwatch.collector.notify.notifier import Notification
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.tickets.service_desk import ServiceDesk
 
 from fieldwatch.clock import FakeClock
 from tests.tickets.helpers import berlin, desk_policy

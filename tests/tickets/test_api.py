@@ -11,11 +11,11 @@ import httpx
 import pytest
 import requests
 import schemathesis
-from fieldwatch.collector.api import HttpServer, make_app
-from fieldwatch.collector.service_desk import ServiceDesk
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.telemetry.stats import Stats
+from fieldwatch.collector.tickets.service_desk import ServiceDesk
+from fieldwatch.collector.web.api.app import HttpServer, make_app
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from fieldwatch.collector.service_desk import ServiceDesk
 from fieldwatch.collector.tickets.cases import (
     MIN_SCORE,
     Resolution,
@@ -13,6 +12,7 @@ from fieldwatch.collector.tickets.cases import (
     score_cases,
     similar,
 )
+from fieldwatch.collector.tickets.service_desk import ServiceDesk
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -10,10 +10,10 @@ import httpx
 import paho.mqtt.client as mqtt
 import pytest
 from fieldwatch.collector.service import Ticker
-from fieldwatch.collector.service_desk import ServiceDesk
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.telemetry.stats import Stats
+from fieldwatch.collector.tickets.service_desk import ServiceDesk
 
 from fieldwatch import wire
 from fieldwatch.clock import FakeClock

@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass
 
 import pytest
-from fieldwatch.collector.fairqueue import FairQueue
+from fieldwatch.collector.ingest.fairqueue import FairQueue
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from fieldwatch.collector.kpi import compute, percentile
-from fieldwatch.collector.report import month_bounds, monthly_markdown
+from fieldwatch.collector.tickets.kpi import compute, percentile
+from fieldwatch.collector.tickets.report import month_bounds, monthly_markdown
 
 from tests.tickets.helpers import berlin, sla_policy
 

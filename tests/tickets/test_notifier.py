@@ -10,10 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fieldwatch.collector.notifier import Notification, WebhookNotifier
-from fieldwatch.collector.service_desk import ServiceDesk
+from fieldwatch.collector.notify.notifier import Notification, WebhookNotifier
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.tickets.service_desk import ServiceDesk
 
 from fieldwatch.clock import FakeClock
 from fieldwatch.errors import DeskRejected, DeskUnavailable

@@ -8,8 +8,8 @@ from fieldwatch.collector.pipeline import prepare
 from fieldwatch.collector.rules.engine import Engine, EngineState
 from fieldwatch.collector.rules.loader import rules_from_text
 from fieldwatch.collector.rules.model import RuleSet
-from fieldwatch.collector.service_desk import ServiceDesk
 from fieldwatch.collector.tickets.cases import Resolution
+from fieldwatch.collector.tickets.service_desk import ServiceDesk
 
 from fieldwatch.errors import TicketNotFound, TransitionRefused
 from fieldwatch.wire import Metrics, Sample, encode

@@ -32,15 +32,15 @@ from typing import Any
 import httpx
 import pytest
 from argon2 import PasswordHasher
-from fieldwatch.collector.api import HttpServer, make_app
 from fieldwatch.collector.desks.config import AlertmanagerConfig, IntegrationsConfig
 from fieldwatch.collector.desks.routes import add_routes, routes
-from fieldwatch.collector.service_desk import ServiceDesk
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.telemetry.stats import Stats
+from fieldwatch.collector.tickets.service_desk import ServiceDesk
 from fieldwatch.collector.web.accounts.passwords import Passwords
 from fieldwatch.collector.web.accounts.store import AccountStore
+from fieldwatch.collector.web.api.app import HttpServer, make_app
 from fieldwatch.collector.web.pages import add_pages
 
 from fieldwatch.clock import FakeClock

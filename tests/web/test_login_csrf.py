@@ -8,8 +8,8 @@ import re
 
 import httpx
 import pytest
-from fieldwatch.collector.api_guard import check
 from fieldwatch.collector.web.accounts.routes import browser_language, safe_next
+from fieldwatch.collector.web.api.guard import check
 
 from tests.web.conftest import SITE_A, WebDesk, password_of
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fieldwatch.collector.api import make_app
+from fieldwatch.collector.web.api.app import make_app
 
 from fieldwatch.cli.common import CommandLineError
 from fieldwatch.cli.http import is_loopback, serve_http

@@ -9,8 +9,8 @@ import threading
 from typing import Any
 
 import sqlalchemy as sa
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.schema import inbound_refusals
+from fieldwatch.collector.telemetry.stats import Stats
 
 from fieldwatch.clock import Clock
 

@@ -25,9 +25,9 @@ from fieldwatch.collector.desks.inbound import apply as applying
 from fieldwatch.collector.desks.inbound import glpi, jira, pagerduty, servicenow, zammad
 from fieldwatch.collector.desks.inbound.model import Inbound
 from fieldwatch.collector.desks.inbound.sync import touch
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.schema import desk_links, desk_sync, tickets
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.telemetry.stats import Stats
 from fieldwatch.collector.tickets.lifecycle import OPEN_STATES
 
 from fieldwatch.clock import Clock

@@ -20,15 +20,15 @@ from types import ModuleType
 from typing import Any
 
 import sqlalchemy as sa
-from fieldwatch.collector.api_auth import Tokens, guarded
-from fieldwatch.collector.api_guard import media_type
 from fieldwatch.collector.desks.config import InboundConfig, IntegrationsConfig
 from fieldwatch.collector.desks.inbound import apply as applying
 from fieldwatch.collector.desks.inbound import glpi, jira, pagerduty, servicenow, zammad
 from fieldwatch.collector.desks.inbound.audit import Audit
 from fieldwatch.collector.desks.inbound.model import Delivery, Keys
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.telemetry.stats import Stats
+from fieldwatch.collector.web.api.auth import Tokens, guarded
+from fieldwatch.collector.web.api.guard import media_type
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response

@@ -12,8 +12,8 @@ rides on the session cookie, and every posted form, must carry the CSRF token (c
 into `request.state.form` (`csrf.form_of`) and handed on unchanged. No credential is no
 error here: routes decide (`user_of` answers 401).
 
-It runs inside HttpGuard (api_guard.py), which has already refused big bodies, other media
-types and other origins' writes.
+It runs inside HttpGuard (collector/web/api/guard.py), which has already refused big bodies,
+other media types and other origins' writes.
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ from http.cookies import SimpleCookie
 from urllib.parse import parse_qsl
 
 import anyio.to_thread
-from fieldwatch.collector.api_auth import SHARED_TOKEN_USER
-from fieldwatch.collector.api_guard import SAFE_METHODS, media_type
-from fieldwatch.collector.stats import Stats
+from fieldwatch.collector.telemetry.stats import Stats
 from fieldwatch.collector.web import User
 from fieldwatch.collector.web.accounts import csrf
 from fieldwatch.collector.web.accounts.sessions import COOKIE, Sessions
+from fieldwatch.collector.web.api.auth import SHARED_TOKEN_USER
+from fieldwatch.collector.web.api.guard import SAFE_METHODS, media_type
 from starlette.datastructures import FormData, Headers, MutableHeaders
 from starlette.requests import cookie_parser
 from starlette.responses import JSONResponse

@@ -17,7 +17,7 @@ import logging
 from typing import Any
 from urllib.parse import quote
 
-from fieldwatch.collector.stats import Stats
+from fieldwatch.collector.telemetry.stats import Stats
 from fieldwatch.collector.web import User
 from fieldwatch.collector.web.accounts.csrf import FIELD, csrf_token, form_of
 from fieldwatch.collector.web.accounts.middleware import cookie, is_https

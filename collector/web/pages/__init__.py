@@ -19,8 +19,8 @@ from fastapi.exceptions import RequestValidationError
 from fieldwatch.collector.diag.store import DiagStore
 from fieldwatch.collector.history import HistoryBackend
 from fieldwatch.collector.rules.model import RuleSet
-from fieldwatch.collector.service_desk import ServiceDesk
 from fieldwatch.collector.store.silences import SilenceStore
+from fieldwatch.collector.tickets.service_desk import ServiceDesk
 from fieldwatch.collector.web import User
 from fieldwatch.collector.web.pages import (
     approvals,

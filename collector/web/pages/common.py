@@ -11,8 +11,8 @@ from fastapi import Path
 from fieldwatch.collector.diag.store import DiagStore
 from fieldwatch.collector.history import HistoryBackend
 from fieldwatch.collector.rules.model import RuleSet
-from fieldwatch.collector.service_desk import ServiceDesk
 from fieldwatch.collector.store.silences import SilenceStore
+from fieldwatch.collector.tickets.service_desk import ServiceDesk
 from fieldwatch.collector.web import User, allowed, user_of
 from fieldwatch.collector.web.pages.render import Renderer
 from fieldwatch.collector.web.pages.urgency import DueCache, OrderCache, Recent

@@ -1,6 +1,6 @@
-"""The KPI dashboard (`/kpi`): the figures of collector/kpi.py (one definition with `report kpi`
-and the API) for a period, and charts of MTTA and MTTR, SLA attainment per priority,
-recurrence and first-time fix, and the Pareto of causes.
+"""The KPI dashboard (`/kpi`): the figures of collector/tickets/kpi.py (one definition with
+`report kpi` and the API) for a period, and charts of MTTA and MTTR, SLA attainment per
+priority, recurrence and first-time fix, and the Pareto of causes.
 
 The trend charts cut the period into buckets (days up to two weeks, weeks beyond) and compute
 each bucket's KPIs with the same function over the tickets opened in it.
@@ -15,8 +15,8 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
-from fieldwatch.collector import kpi
 from fieldwatch.collector.sla.policy import PRIORITIES, SlaPolicy
+from fieldwatch.collector.tickets import kpi
 from fieldwatch.collector.web import User
 from fieldwatch.collector.web.pages.chart import BarChart, Box, bar_chart
 from fieldwatch.collector.web.pages.common import Pages, who

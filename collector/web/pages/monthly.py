@@ -1,6 +1,6 @@
 """The monthly report as a printable page (`/report?month=2026-05`): the sections and figures of
-`fieldwatch report monthly` (collector/report.py, from collector/kpi.py), laid out for paper
-(print styles in desk.css hide the navigation)."""
+`fieldwatch report monthly` (collector/tickets/report.py, from collector/tickets/kpi.py), laid
+out for paper (print styles in desk.css hide the navigation)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
-from fieldwatch.collector import kpi
-from fieldwatch.collector.report import month_bounds
+from fieldwatch.collector.tickets import kpi
+from fieldwatch.collector.tickets.report import month_bounds
 from fieldwatch.collector.web.pages.common import Pages, who
 from fieldwatch.collector.web.pages.dashboard import scoped
 from starlette.exceptions import HTTPException

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, JSONResponse
-from fieldwatch.collector.outbox import external_tickets
+from fieldwatch.collector.desks.outbox import external_tickets
 from fieldwatch.collector.tickets.cases import Resolution, similar
 from fieldwatch.collector.tickets.lifecycle import CLOSE_REASONS, next_state
 from fieldwatch.collector.web import User, allowed

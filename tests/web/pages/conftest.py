@@ -14,16 +14,16 @@ from typing import Any
 
 import httpx
 import pytest
-from fieldwatch.collector.alerts import TicketChange
-from fieldwatch.collector.api import HttpServer, make_app
 from fieldwatch.collector.rules.loader import ruleset_from_text
 from fieldwatch.collector.rules.model import RuleSet
-from fieldwatch.collector.service_desk import ServiceDesk
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.db import open_engine
 from fieldwatch.collector.store.store import BatchWrite, DeviceSeen, Store
+from fieldwatch.collector.telemetry.stats import Stats
+from fieldwatch.collector.tickets.alerts import TicketChange
+from fieldwatch.collector.tickets.service_desk import ServiceDesk
 from fieldwatch.collector.web import User
 from fieldwatch.collector.web.accounts.store import AccountStore
+from fieldwatch.collector.web.api.app import HttpServer, make_app
 from fieldwatch.collector.web.pages import Pages, add_pages
 
 from fieldwatch.clock import FakeClock

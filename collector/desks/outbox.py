@@ -36,7 +36,6 @@ import sqlalchemy as sa
 from fieldwatch.collector.desks.config import DeskBase, RetryPolicy
 from fieldwatch.collector.desks.inbound.sync import told
 from fieldwatch.collector.desks.model import Action, Change, Desk, Receipt
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.failures import log_failure
 from fieldwatch.collector.store.schema import (
     desk_links,
@@ -45,6 +44,7 @@ from fieldwatch.collector.store.schema import (
     outbox_leases,
     tickets,
 )
+from fieldwatch.collector.telemetry.stats import Stats
 from sqlalchemy.dialects import postgresql, sqlite
 
 from fieldwatch.clock import Clock

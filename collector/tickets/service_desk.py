@@ -1,8 +1,8 @@
 """The service-desk service layer: what the HTTP API and the CLI both call.
 
-Decisions come from pure modules (tickets.actions, sla.clocks, kpi, tickets.cases); this layer
-reads the clock once per call, runs each change in one store transaction, and sends escalation
-notifications only after the step is committed.
+Decisions come from pure modules (tickets.actions, sla.clocks, tickets.kpi, tickets.cases); this
+layer reads the clock once per call, runs each change in one store transaction, and sends
+escalation notifications only after the step is committed.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from fieldwatch.collector import kpi
-from fieldwatch.collector.notifier import Notification, Notifier
-from fieldwatch.collector.outbox import external_tickets
+from fieldwatch.collector.desks.outbox import external_tickets
+from fieldwatch.collector.notify.notifier import Notification, Notifier
 from fieldwatch.collector.sla.clocks import ClockView, clocks, due_steps
 from fieldwatch.collector.sla.policy import PRIORITIES
 from fieldwatch.collector.store.store import Store, device_type_of
+from fieldwatch.collector.tickets import kpi
 from fieldwatch.collector.tickets.actions import plan_action
 from fieldwatch.collector.tickets.cases import Resolution, similar
 from fieldwatch.collector.tickets.routing import Facts, recipients

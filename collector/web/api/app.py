@@ -2,7 +2,7 @@
 `fieldwatch up`; the desk's pages are mounted beside it (collector/web/pages). Every route calls
 the ServiceDesk, as the CLI does; errors map to 401 / 403 / 404 / 409 / 422 with a `detail`
 message, never a 5xx for bad input.
-Every request first passes HttpGuard (api_guard.py: body size, JSON only — forms on pages —,
+Every request first passes HttpGuard (guard.py: body size, JSON only — forms on pages —,
 same origin), then the accounts middleware (collector/web/accounts/: who is asking, by bearer
 token or login session, and the CSRF token of browser writes). Routes act as that user: the
 timeline names them, their role decides what they may do, their sites what they see (objects
@@ -21,19 +21,17 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from fieldwatch.collector.api_guard import MAX_BODY, HttpGuard
-from fieldwatch.collector.api_silences import silence_routes
 from fieldwatch.collector.diag.api import routes as diag_routes
 from fieldwatch.collector.history import HistoryBackend
 from fieldwatch.collector.history.api import history_routes
 from fieldwatch.collector.history.query import EmbeddedHistory
-from fieldwatch.collector.metrics_exposition import CONTENT_TYPE, exposition
-from fieldwatch.collector.service_desk import ServiceDesk
-from fieldwatch.collector.stats import Stats
 from fieldwatch.collector.store.refused import add_refused
 from fieldwatch.collector.store.store import Store
+from fieldwatch.collector.telemetry.exposition import CONTENT_TYPE, exposition
+from fieldwatch.collector.telemetry.stats import Stats
 from fieldwatch.collector.tickets.cases import Resolution
 from fieldwatch.collector.tickets.lifecycle import CLOSE_REASONS, STATES
+from fieldwatch.collector.tickets.service_desk import ServiceDesk
 from fieldwatch.collector.web import User
 from fieldwatch.collector.web.accounts.access import require, visible_ticket
 from fieldwatch.collector.web.accounts.csrf import form_path
@@ -41,6 +39,8 @@ from fieldwatch.collector.web.accounts.middleware import AccountsMiddleware
 from fieldwatch.collector.web.accounts.routes import account_routes, login_redirect
 from fieldwatch.collector.web.accounts.sessions import TTL, Sessions
 from fieldwatch.collector.web.accounts.store import AccountStore
+from fieldwatch.collector.web.api.guard import MAX_BODY, HttpGuard
+from fieldwatch.collector.web.api.silences import silence_routes
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 

@@ -4,8 +4,8 @@ Thread-safe.
 Counters only go up (`inc`); a gauge is a function read when the metrics are exported (queue
 depth, the age of the oldest unstored message), so it is never stale and costs nothing between
 scrapes; a histogram (`observe`) counts values into the fixed buckets of `HISTOGRAMS`. Each may
-carry one label value (its label's name: metrics_exposition.py). The Prometheus text is made
-by collector/metrics_exposition.py.
+carry one label value (its label's name: exposition.py). The Prometheus text is made
+by collector/telemetry/exposition.py.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ class Stats:
                     for k, h in sorted(self._histograms.items())}
 
     def prometheus(self) -> str:
-        """Everything in the Prometheus text format (collector/metrics_exposition.py)."""
-        from fieldwatch.collector.metrics_exposition import exposition
+        """Everything in the Prometheus text format (collector/telemetry/exposition.py)."""
+        from fieldwatch.collector.telemetry.exposition import exposition
 
         return exposition(self).decode()

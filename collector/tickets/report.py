@@ -44,7 +44,7 @@ def monthly_markdown(k: dict[str, Any], since: float) -> str:
         f"- Customer satisfaction: {NONE if sat['mean'] is None else sat['mean']} "
         f"({sat['count']} scores)", "",
         "## SLA compliance", "",
-        # one definition with `report kpi` (collector/kpi.py): verdicts as of the report
+        # one definition with `report kpi` (kpi.py): verdicts as of the report
         f"Clocks as of {k.get('as_of') or k['until']}; pending = still running within target.",
         "",
         "| priority | response met | breached | pending | resolution met | breached | pending |",

@@ -18,10 +18,10 @@ import json
 from typing import Any
 
 import sqlalchemy as sa
-from fieldwatch.collector.api_auth import Tokens, guarded
 from fieldwatch.collector.rules.selectors import parse_matcher
 from fieldwatch.collector.store.silences import SilenceStore
 from fieldwatch.collector.web import User, allowed, user_of
+from fieldwatch.collector.web.api.auth import Tokens, guarded
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 
-from fieldwatch.collector.stats import HISTOGRAMS, Histogram, Stats
+from fieldwatch.collector.telemetry.stats import HISTOGRAMS, Histogram, Stats
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,

@@ -1,0 +1,2 @@
+"""The collector's own telemetry: its counters, gauges and histograms (stats.py) and their
+Prometheus text at /metrics (exposition.py)."""
