@@ -32,7 +32,8 @@ def test_jobs_count_what_they_did_and_survive_failures(store: Store) -> None:
     assert jobs.roll_up() == {"5m": 2 * 4, "1h": 4}
     assert jobs.stats.get("history_rollups_total", "5m") == 8
     clock.t = T0 + 8 * DAY
-    assert jobs.retention()["messages"] == 10
+    kept = 1 if store.engine.dialect.name == "sqlite" else 0  # SQLite keeps the newest id
+    assert jobs.retention()["messages"] == 10 - kept
     assert jobs.stats.get("history_deleted_total", "samples") == 10
     with store.engine.begin() as conn:
         conn.execute(sa.text("DROP TABLE rollups_5m"))
