@@ -601,6 +601,9 @@ class Engine:
                          SERIES_TTL, 2 * (ser.window.span if ser.window else 0.0))]
             for k in stale:
                 del dev.series[k]
+        empty = self._empty  # the shared keys of the series still held, not of all ever seen
+        self._interned = {k: k for dev in st.devices.values()
+                          for k, ser in dev.series.items() if ser is not empty}
 
     def _check_device(self, st: EngineState, dev: DeviceState, now: float,
                       out: list[Transition]) -> None:
