@@ -19,8 +19,8 @@ Maximum Packet Size the broker announced is refused here, unsent: the broker wou
 connection over it, and paho would send it again on every reconnect.
 
 Link failures: the first failed connection attempt is logged at once with host, port and
-reason; paho then retries with backoff (1 s → 60 s) quietly, with a reminder every
-LINK_LOG_EVERY while it lasts.
+reason; paho then retries with backoff (at most backoff.CAP, 10 s, jittered) quietly, with a
+reminder every LINK_LOG_EVERY while it lasts.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
+from fieldwatch.agent import backoff
 from fieldwatch.agent.backoff import ReconnectBackoff
 from fieldwatch.agent.buffer import Entry, Outbox
 from fieldwatch.agent.refusals import PACKET_TOO_LARGE, Refusals, device_key
@@ -164,7 +165,8 @@ class MqttPublisher:
         now = self._now()
         if self._failures == 1:
             log.log(level, "MQTT broker %s:%s: %s; buffering on disk, retrying with backoff "
-                    "(1 s to 60 s)", self.broker.host, self.broker.port, why)
+                    "(at most %g s, jittered)", self.broker.host, self.broker.port, why,
+                    backoff.CAP)
         elif now - self._failure_logged >= LINK_LOG_EVERY:
             log.log(level, "MQTT broker %s:%s: still %s after %d attempts; buffering on disk",
                     self.broker.host, self.broker.port, why, self._failures)

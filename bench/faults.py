@@ -177,15 +177,24 @@ def main() -> None:
             for run in args.runs.split(","):
                 if store == "postgresql" and run.endswith("diskfull"):
                     continue  # the server's disk is shared: not failed here
-                r = one_run(store, run, args, Path(tmp) / f"{store}-{run}")
+                root = Path(tmp) / f"{store}-{run}"
+                try:
+                    r = one_run(store, run, args, root)
+                except Exception as exc:  # one failed run must not hide the others' figures
+                    logs = sorted(root.glob("collector-*.log"))
+                    r = {"store": store, "run": run, "error": repr(exc), "lost": None,
+                         "tickets_missing": None,
+                         "log_tail": logs[-1].read_text().splitlines()[-15:] if logs else []}
                 print(json.dumps(r), file=sys.stderr, flush=True)
                 results.append(r)
     print(json.dumps({
         "bench": "faults", "devices": args.devices, "cycles": args.cycles,
         "interval_s": args.interval, "outage_s": args.outage,
-        "lost_total": sum(int(r["lost"]) for r in results),  # type: ignore[call-overload]
+        "lost_total": sum(int(r["lost"]) for r in results  # type: ignore[call-overload]
+                          if r["lost"] is not None),
         "tickets_missing_total": sum(int(r["tickets_missing"])  # type: ignore[call-overload]
-                                     for r in results),
+                                     for r in results if r["tickets_missing"] is not None),
+        "failed_runs": [f"{r['store']}/{r['run']}" for r in results if "error" in r],
         "resume_s_max": max((r["resume_s"] for r in results  # type: ignore[type-var]
                              if r.get("resume_s") is not None), default=None),
         "runs": results}))

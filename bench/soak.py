@@ -37,6 +37,17 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def history_jobs(base: str) -> tuple[float, float]:
+    """(rolled-up, deleted) so far: the history's periodic jobs, to set beside RSS steps."""
+    text = httpx.get(f"{base}/metrics").text
+    sums = [0.0, 0.0]
+    for line in text.splitlines():
+        for i, name in enumerate(("history_rollups_total", "history_deleted_total")):
+            if line.startswith(f"fieldwatch_collector_{name}"):
+                sums[i] += float(line.rsplit(" ", 1)[1])
+    return sums[0], sums[1]
+
+
 def slope(points: list[tuple[float, float]]) -> float:
     """Least-squares slope of (seconds, MB), in MB per minute."""
     n = len(points)
@@ -104,8 +115,14 @@ def main() -> None:
                 broker.port, args.devices, args.samples, args.interval, until, stop)))
             load.start()
             points: list[tuple[float, float]] = []
+            jobs: list[list[float]] = []  # [s, RSS, rolled up, deleted] when the jobs did work
+            last = (0.0, 0.0)
             while time.monotonic() < until:
                 points.append((time.monotonic() - t0, rss_mb(proc.proc.pid)))
+                done = history_jobs(base)
+                if done != last:
+                    jobs.append([round(points[-1][0]), round(points[-1][1], 1), *done])
+                    last = done
                 time.sleep(args.every)
             load.join(60)
             health = httpx.get(f"{base}/healthz").json()
@@ -122,7 +139,7 @@ def main() -> None:
         "rss_mb_start": round(points[0][1], 1), "rss_mb_end": round(points[-1][1], 1),
         "rss_mb_max": round(max(m for _, m in points), 1),
         "slope_mb_per_min_by_third": [round(slope(t), 3) for t in thirds],
-        "rss_mb_series": [round(m, 1) for _, m in points]}))
+        "history_jobs": jobs, "rss_mb_series": [round(m, 1) for _, m in points]}))
 
 
 if __name__ == "__main__":

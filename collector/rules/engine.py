@@ -210,14 +210,9 @@ class Engine:
     def _metrics(self, st: EngineState, msg: wire.Metrics, rx: float,
                  out: list[Transition]) -> None:
         dev = self._device(st, msg.site, msg.device)
-        recent = dev.recent
-        seq = msg.seq
-        if recent.get(seq) == msg.ts:  # a QoS 1 redelivery or a replayed backlog seen before
+        if dev.recent.seen(msg.seq, msg.ts):  # a QoS 1 redelivery or a replayed backlog
             st.duplicates += 1  # (same seq and time: a restarted sender reusing seqs is not)
             return
-        recent[seq] = msg.ts
-        if len(recent) > 256:
-            del recent[next(iter(recent))]
         dev.confirmed = True
         staleness.note_message(dev, msg.ts)
         if rx > dev.last_rx:
@@ -528,13 +523,9 @@ class Engine:
     def _event(self, st: EngineState, ev: wire.Event, rx: float,
                out: list[Transition]) -> None:
         dev = self._device(st, ev.site, ev.device)
-        if ev.seq is not None:
-            if dev.recent_ev.get(ev.seq) == ev.ts:
-                st.duplicates += 1
-                return
-            dev.recent_ev[ev.seq] = ev.ts
-            if len(dev.recent_ev) > 256:
-                del dev.recent_ev[next(iter(dev.recent_ev))]
+        if ev.seq is not None and dev.recent_ev.seen(ev.seq, ev.ts):
+            st.duplicates += 1
+            return
         if rx > dev.last_rx:
             dev.last_rx = rx
         for rule in self._event_rules:
@@ -610,6 +601,9 @@ class Engine:
                          SERIES_TTL, 2 * (ser.window.span if ser.window else 0.0))]
             for k in stale:
                 del dev.series[k]
+        empty = self._empty  # the shared keys of the series still held, not of all ever seen
+        self._interned = {k: k for dev in st.devices.values()
+                          for k, ser in dev.series.items() if ser is not empty}
 
     def _check_device(self, st: EngineState, dev: DeviceState, now: float,
                       out: list[Transition]) -> None:

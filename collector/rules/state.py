@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from fieldwatch.collector.rules.anomaly import Baseline
+from fieldwatch.collector.rules.recent import Recent
 from fieldwatch.collector.rules.windows import Window
 
 NEG_INF = -math.inf
@@ -70,8 +71,8 @@ class DeviceState:
         self.status_at = NEG_INF
         self.series: dict[tuple[Any, ...], Series] = {}
         self.hot: dict[str, int] = {}  # metric name → alerts in flight (no fast path)
-        self.recent: dict[int, float] = {}  # recent metrics seq → ts, to drop duplicates
-        self.recent_ev: dict[int, float] = {}
+        self.recent = Recent(whole=True)  # recent metrics (seq, ts), to drop duplicates
+        self.recent_ev = Recent()  # recent events' (seq, ts)
         self.metric_rx: dict[str, float] = {}  # absent rule → last matching sample received
         self.fps: dict[str, str] = {}  # device-level rule → fingerprint
         self.drules: tuple[Any, ...] = ()  # device-level rules that select this device

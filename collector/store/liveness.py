@@ -55,25 +55,36 @@ def _sqlite_answers(path: Path) -> bool:
     return True
 
 
+def _sqlite_file(engine: sa.Engine) -> bool:
+    return engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:")
+
+
 def open_when_up(url: str, stop: threading.Event, every: float = 1.0,
                  say_every: float = 5.0) -> sa.Engine | None:
     """`open_engine(url)` (schema migrated), retried every `every` seconds while the store
     cannot be reached — one log line per `say_every` seconds of waiting, no traceback: a
     collector started before its database waits for it and starts within a second of its
-    return. None when `stop` is set first. Any other failure (a schema newer than this
-    fieldwatch, a bad URL) is raised at once."""
+    return. An SQLite database that reads but takes no writes (locked by another process, a
+    full disk) is waited for too: start-up writes would fail. None when `stop` is set first.
+    Any other failure (a schema newer than this fieldwatch, a bad URL) is raised at once."""
     where = sa.make_url(url).render_as_string(hide_password=True)
     said, failed = -float("inf"), 0
     while True:
         try:
-            return open_engine(url)
+            engine = open_engine(url)
         except Exception as exc:  # noqa: BLE001 - only the store's failures are waited out
             if classify(exc) != "store":
                 raise
-            failed += 1
-            if time.monotonic() - said >= say_every:
-                said = time.monotonic()
-                log.warning("the store %s cannot be reached (%s); retrying every %.0fs "
-                            "(%d attempts so far)", where, describe(exc), every, failed)
+            why = describe(exc)
+        else:
+            if not _sqlite_file(engine) or answers(engine):
+                return engine
+            engine.dispose()  # it reads, but start-up writes would fail (and end the run)
+            why = "it takes no writes: another process holds its write lock, or its disk is full"
+        failed += 1
+        if time.monotonic() - said >= say_every:
+            said = time.monotonic()
+            log.warning("the store %s cannot be reached (%s); retrying every %.0fs "
+                        "(%d attempts so far)", where, why, every, failed)
         if stop.wait(every):
             return None
