@@ -125,8 +125,13 @@ class Worker:
                  connected: Callable[[], bool] | None = None,
                  silences: SilenceStore | None = None, tick_interval: float = 1.0,
                  silence_refresh: float = 5.0,
-                 history: HistoryConfig | None = DEFAULT_HISTORY) -> None:
+                 history: HistoryConfig | None = DEFAULT_HISTORY,
+                 admit: Callable[[Sequence[Received]], Sequence[Received]] | None = None
+                 ) -> None:
         self.source, self.store, self.engine = source, store, engine
+        # cluster mode (cluster/handover.py): take devices over before their first message;
+        # what it leaves out is neither processed nor acknowledged
+        self.admit = admit
         self.clock, self.stats = clock, stats
         self.batch_max, self.batch_wait = batch_max, batch_wait
         self.on_opened = on_opened  # e.g. run the rule's diagnostics on the new tickets
@@ -245,6 +250,10 @@ class Worker:
             self._write(BatchWrite(changes=changes), muted)
 
     def process(self, items: Sequence[Received]) -> None:
+        if self.admit is not None:
+            items = self.admit(items)
+            if not items:
+                return
         batch, muted = prepare_all(items, self.engine, self.state, self.sequences,
                                    self.recorder)
         self._holding = (len(items), min((i.received_at for i in items), default=None))
