@@ -30,6 +30,7 @@ class AmqpConfig(StrictModel):
     prefetch: int = Field(200, gt=0)  # unacknowledged messages per partition at once
     heartbeat: Duration = 15.0
     reconnect: Duration = 1.0  # wait before trying the next node
+    rebalance: Duration = 2.0  # how often a collector gives away partitions beyond its share
 
 
 class CollectorConfig(StrictModel):

@@ -132,6 +132,7 @@ class Worker:
         # cluster mode (cluster/handover.py): take devices over before their first message;
         # what it leaves out is neither processed nor acknowledged
         self.admit = admit
+        self.batch_lock = threading.Lock()  # held while a batch is admitted, stored and acked
         self.clock, self.stats = clock, stats
         self.batch_max, self.batch_wait = batch_max, batch_wait
         self.on_opened = on_opened  # e.g. run the rule's diagnostics on the new tickets
@@ -222,6 +223,9 @@ class Worker:
                 self.stats.observe("batch_seconds", time.monotonic() - started)
                 self.stats.observe("batch_messages", len(items))
                 self.trimmer.stored(len(items), self.source.qsize() == 0)
+            elif self.admit is not None:
+                with self.batch_lock:  # let go of devices whose partition moved, in time
+                    self.admit([])
             now = self.clock.now()
             if now - self._last_tick >= self.tick_interval:
                 self.tick(now)
@@ -250,10 +254,13 @@ class Worker:
             self._write(BatchWrite(changes=changes), muted)
 
     def process(self, items: Sequence[Received]) -> None:
-        if self.admit is not None:
-            items = self.admit(items)
-            if not items:
-                return
+        with self.batch_lock:
+            if self.admit is not None:
+                items = self.admit(items)
+            if items:
+                self._process(items)
+
+    def _process(self, items: Sequence[Received]) -> None:
         batch, muted = prepare_all(items, self.engine, self.state, self.sequences,
                                    self.recorder)
         self._holding = (len(items), min((i.received_at for i in items), default=None))

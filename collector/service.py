@@ -133,10 +133,10 @@ class Collector:
             self.ingest = AmqpIngest(cfg.amqp, self.queue, self.stats, self.clock,
                                      cfg.max_message_bytes, handlers=handlers)
             self.handover = Handover(self.store, self.worker.state, self.worker.sequences,
-                                     lambda: self.worker.engine,
-                                     lambda: self.ingest.epoch,  # type: ignore[union-attr]
+                                     lambda: self.worker.engine, self.ingest.tokens,
                                      self.clock)
             self.worker.admit = self.handover.admit
+            self.ingest.batch_lock = self.worker.batch_lock  # give partitions between batches
             self.stats.gauge("devices_owned", lambda: len(self.handover.owned)
                              if self.handover else 0)
         else:

@@ -3,8 +3,8 @@
 In cluster mode a device's messages reach whichever collector RabbitMQ gives its partition to,
 and that changes when a collector dies or loses its connection. So the worker does not load
 every device at start (another collector evaluates most of them: it would judge their silence
-and open false "no data" tickets); it takes a device over when its first message of the
-current connection arrives, before evaluating it:
+and open false "no data" tickets); it takes a device over when its first message arrives
+on the channel now consuming its partition, before evaluating it:
 
 - its sequence accounting from the store, so what the previous owner stored and could not
   acknowledge (redelivered now) is dropped as a duplicate — every seq stored once;
@@ -12,16 +12,21 @@ current connection arrives, before evaluating it:
 - its open tickets' alerts, firing again (`Engine.restore`), so a clear resolves them and a
   repeat updates them instead of opening a second ticket.
 
-When the connection is lost (a new `epoch`), every partition may move: all devices are
-released (their state dropped, to be read again from the store), and items still queued from
-the old connection are dropped unprocessed — unacknowledged, the broker redelivers them to
-the partition's new owner. This module holds the policy; the worker calls `admit` on each batch.
+When that channel closes (the partition given away to balance the collectors, or the
+connection lost), the partition may move: its devices are released (their state dropped, to be
+read again from the store if they come back), and items still queued from that channel are
+dropped unprocessed — unacknowledged, the broker redelivers them to the partition's new owner.
+This module holds the policy; the worker calls `admit` on each batch and on idle turns.
+
+What is left: a collector cut off from RabbitMQ while its batch commits can have that batch
+redelivered to the new owner before the commit lands; the new owner then stores it again. A
+kill or a clean stop has no such window (the channel closes after, or without, the commit).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -40,25 +45,41 @@ log = logging.getLogger(__name__)
 Key = tuple[str, str]
 
 
-def epoch_of(item: Received) -> int | None:
-    """The connection an item came on (None: a transport without epochs)."""
-    return getattr(item.ack, "epoch", None)
+Owner = tuple[str, int]  # (partition, token of the channel that delivered it)
 
 
-def split_stale(items: Sequence[Received], epoch: int) -> tuple[list[Received], int]:
-    """(items of the current connection, how many came on an older one)."""
-    keep = [i for i in items if epoch_of(i) in (None, epoch)]
+def owner_of(item: Received) -> Owner | None:
+    """Which partition and channel delivered an item (None: a transport without partitions)."""
+    partition = getattr(item.ack, "partition", None)
+    return None if partition is None else (partition, item.ack.token)  # type: ignore[union-attr]
+
+
+def split_stale(items: Sequence[Received], tokens: Mapping[str, int]
+                ) -> tuple[list[Received], int]:
+    """(items of a channel still consuming their partition, how many came on one since
+    closed: given away or lost, so redelivered to the partition's new owner)."""
+    keep = []
+    for item in items:
+        owner = owner_of(item)
+        if owner is None or tokens.get(owner[0]) == owner[1]:
+            keep.append(item)
     return keep, len(items) - len(keep)
 
 
-def new_devices(items: Iterable[Received], owned: set[Key]) -> list[Key]:
-    """Devices of `items` not owned yet, in order of first appearance."""
-    seen: dict[Key, None] = {}
+def new_devices(items: Iterable[Received], owned: Mapping[Key, Owner | None]
+                ) -> dict[Key, Owner | None]:
+    """Devices of `items` not owned yet, with the channel that brought them."""
+    seen: dict[Key, Owner | None] = {}
     for item in items:
         key = (item.message.site, item.message.device)
-        if key not in owned:
-            seen.setdefault(key)
-    return list(seen)
+        if key not in owned and key not in seen:
+            seen[key] = owner_of(item)
+    return seen
+
+
+def lapsed(owned: Mapping[Key, Owner | None], tokens: Mapping[str, int]) -> list[Key]:
+    """Owned devices whose partition's channel has closed since (given away, or lost)."""
+    return [k for k, o in owned.items() if o is not None and tokens.get(o[0]) != o[1]]
 
 
 def release(engine: Engine, state: EngineState, keys: Iterable[Key]) -> int:
@@ -74,27 +95,27 @@ def release(engine: Engine, state: EngineState, keys: Iterable[Key]) -> int:
 
 class Handover:
     def __init__(self, store: Store, state: EngineState, sequences: dict[Key, SeqState],
-                 engine: Callable[[], Engine], epoch: Callable[[], int], clock: Clock) -> None:
+                 engine: Callable[[], Engine], tokens: Callable[[], Mapping[str, int]],
+                 clock: Clock) -> None:
         self.store, self.state, self.sequences = store, state, sequences
-        self.engine, self.epoch, self.clock = engine, epoch, clock
-        self.owned: set[Key] = set()
-        self.current = epoch()
+        self.engine, self.tokens, self.clock = engine, tokens, clock
+        self.owned: dict[Key, Owner | None] = {}
         self.sequences.clear()  # read per device as it is taken over
-        self.taken = 0  # devices taken over so far (counted for tests and /metrics)
-        self.partitions: dict[str, float] = {}  # partition → its first message, this epoch
+        self.taken = 0  # devices taken over so far
+        self.partitions: dict[Owner, float] = {}  # (partition, token) → its first message
 
     def admit(self, items: Sequence[Received]) -> list[Received]:
         """The items to process, after taking over their devices; the caller acks nothing
-        it did not get back (what came on an older connection is redelivered elsewhere)."""
-        now_epoch = self.epoch()
-        if now_epoch != self.current:
-            self.release_all()
-            self.current = now_epoch
-        keep, stale = split_stale(items, self.current)
-        self._note_partitions(keep)
+        it did not get back. Called with no items too, to let go of devices in time."""
+        tokens = self.tokens()
+        gone = lapsed(self.owned, tokens)
+        if gone:
+            self.release(gone)
+        keep, stale = split_stale(items, tokens)
         if stale:
-            log.info("dropped %d queued messages of a lost connection (redelivered to the "
+            log.info("dropped %d queued messages of a closed channel (redelivered to the "
                      "partition's new owner)", stale)
+        self._note_partitions(keep)
         fresh = new_devices(keep, self.owned)
         if fresh:
             self.take(fresh)
@@ -102,22 +123,21 @@ class Handover:
 
     def _note_partitions(self, items: Sequence[Received]) -> None:
         for item in items:
-            p = getattr(item.ack, "partition", None)
-            if p is not None and p not in self.partitions:
-                at = self.partitions[p] = self.clock.now()
-                log.info("consuming partition %s (first message at=%.3f)", p, at)
+            owner = owner_of(item)
+            if owner is not None and owner not in self.partitions:
+                at = self.partitions[owner] = self.clock.now()
+                log.info("consuming partition %s (first message at=%.3f)", owner[0], at)
 
-    def release_all(self) -> None:
-        self.partitions.clear()
-        if self.owned:
-            n = release(self.engine(), self.state, self.owned)
-            log.info("connection lost: released %d devices (%d alerts) to whoever takes "
-                     "their partitions", len(self.owned), n)
-        for key in self.owned:
+    def release(self, keys: list[Key]) -> None:
+        n = release(self.engine(), self.state, keys)
+        for key in keys:
             self.sequences.pop(key, None)
-        self.owned.clear()
+            self.owned.pop(key, None)
+        log.info("released %d devices (%d alerts): their partition went to another "
+                 "collector", len(keys), n)
 
-    def take(self, keys: list[Key]) -> None:
+    def take(self, fresh: Mapping[Key, Owner | None]) -> None:
+        keys = list(fresh)
         engine, st, now = self.engine(), self.state, self.clock.now()
         seqs = self.store.sequence_states(only=keys)
         rows, open_tickets = self._read(keys)
@@ -130,7 +150,7 @@ class Handover:
                                       t["opened_at"], t["last_seen"],
                                       t["last_value"] if t["last_value"] is not None else 0.0)
                        for t in open_tickets)
-        self.owned.update(keys)
+        self.owned.update(fresh)
         self.taken += len(keys)
         log.debug("took over %d devices (%d known, %d firing alerts restored)", len(keys),
                   len(rows), restored)

@@ -12,7 +12,9 @@ small re-route queue instead; the collector consuming it (single-active-consumer
 publishes each again to the partition exchange under its device's *metrics* routing key, with
 the original topic in the `fieldwatch-topic` header, and acks it only once the broker confirmed
 that publish. So every kind of message of a device lands in the partition of its metrics.
-Diagnostics results go to one shared queue that every collector consumes (the store records them).
+Diagnostics results go to one shared queue that every collector consumes (the store records
+them). Every collector also consumes `fieldwatch.members`, which nothing feeds: its consumer count
+is how many collectors are alive, for sharing the partitions out (ingest/amqp.py).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ TOPIC_EXCHANGE = "amq.topic"  # where rabbitmq_mqtt publishes
 PARTITION_EXCHANGE = "fieldwatch.partition"
 REROUTE_QUEUE = "fieldwatch.reroute"
 DIAG_RES_QUEUE = "fieldwatch.diag.res"
+MEMBERS_QUEUE = "fieldwatch.members"  # never fed: its consumer count is the live collectors
 TOPIC_HEADER = "fieldwatch-topic"
 WEIGHT = "1"  # each partition queue takes an equal share of the hash ring
 REROUTED_KINDS = ("status", "events", "inventory")
@@ -88,7 +91,7 @@ def topology(partitions: int) -> Topology:
     parts = partition_queues(partitions)
     prefix = routing_key(wire.topic("*", "*", ""))  # fieldwatch.v1.*.*.
     queues = (*(Queue(q, True) for q in parts), Queue(REROUTE_QUEUE, True),
-              Queue(DIAG_RES_QUEUE, False))
+              Queue(DIAG_RES_QUEUE, False), Queue(MEMBERS_QUEUE, False))
     bindings = (
         Binding(TOPIC_EXCHANGE, PARTITION_EXCHANGE, prefix + "metrics", to_exchange=True),
         *(Binding(PARTITION_EXCHANGE, q, WEIGHT) for q in parts),

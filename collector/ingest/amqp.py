@@ -2,25 +2,39 @@
 decode, enqueue, acknowledge once stored — over RabbitMQ's partition queues.
 
 Every collector consumes every partition queue; each queue has single-active-consumer, so
-RabbitMQ delivers a partition to one live collector and hands it to the next when that one's
-connection goes. Unacknowledged deliveries then go to the new consumer: that is how nothing
-stored-but-unacknowledged or received-but-unstored is lost (the sequence accounting drops what
-was stored twice). pika is not thread-safe, so one thread owns the connection; the worker's
-acks reach it through `add_callback_threadsafe`, flushed together. An ack is only sent on the
-connection its delivery came on (`epoch`): delivery tags restart with every channel.
+RabbitMQ delivers a partition to one live collector and hands it to the next waiting one when
+that one's channel goes. Unacknowledged deliveries then go to the new consumer: that is how
+nothing received-but-unstored is lost, and the new owner's hand-over (cluster/handover.py)
+drops as duplicates what was stored but not yet acknowledged.
 
-Each queued item's `ack` is an `AmqpAck`, which also says which connection (`epoch`) and
-partition delivered it, for the hand-over (cluster/handover.py): the worker, the history
-recorder and the rules see the same `Received` items as from MQTT.
+Each partition is consumed on a channel of its own, and each such channel gets a `token` (a
+number never reused). Giving a partition away is closing its channel: RabbitMQ requeues what
+it had not been acknowledged and activates the next consumer. Every queued item's `ack` is an
+`AmqpAck` naming its partition and token; the worker processes and acks an item only while
+its token is still the partition's current one — so an item of a closed channel is neither
+stored nor acknowledged here, but redelivered to the new owner.
+
+Balance: RabbitMQ 3.10 makes the first consumer to subscribe active on every partition, and
+single-active-consumer has no priorities there. So every `rebalance` seconds a collector counts
+the live collectors (consumers of the `fieldwatch.members` queue) and gives away the partitions
+it holds beyond its share, ceil(partitions / collectors), re-subscribing them at the back of the
+line. It does so between two batches of the worker (`batch_lock`), so no batch of a partition
+being given away is half-way to the store.
+
+pika is not thread-safe: one thread owns the connection; the worker's acks reach it through
+`add_callback_threadsafe`, flushed together.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import logging
+import math
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +43,7 @@ import pika
 from fieldwatch.collector.cluster.setup import connection_params
 from fieldwatch.collector.cluster.topology import (
     DIAG_RES_QUEUE,
+    MEMBERS_QUEUE,
     PARTITION_EXCHANGE,
     REROUTE_QUEUE,
     TOPIC_EXCHANGE,
@@ -52,6 +67,7 @@ from fieldwatch.errors import WireFormatError
 log = logging.getLogger(__name__)
 
 PERSISTENT = 2
+_tokens = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -63,15 +79,26 @@ class DiagMessage:
 
 
 class AmqpAck:
-    """Acknowledges one delivery, from any thread; carries where it came from."""
+    """Acknowledges one delivery, from any thread; says which partition and channel."""
 
-    __slots__ = ("ingest", "epoch", "tag", "partition")
+    __slots__ = ("ingest", "partition", "token", "tag")
 
-    def __init__(self, ingest: AmqpIngest, epoch: int, tag: int, partition: str) -> None:
-        self.ingest, self.epoch, self.tag, self.partition = ingest, epoch, tag, partition
+    def __init__(self, ingest: AmqpIngest, partition: str, token: int, tag: int) -> None:
+        self.ingest, self.partition, self.token, self.tag = ingest, partition, token, tag
 
     def __call__(self) -> None:
-        self.ingest.ack(self.epoch, self.tag)
+        self.ingest.ack(self.partition, self.token, self.tag)
+
+
+def share(partitions: int, collectors: int) -> int:
+    """How many partitions one of `collectors` live collectors should hold at most."""
+    return math.ceil(partitions / max(1, collectors))
+
+
+def excess(active: list[str], partitions: int, collectors: int) -> list[str]:
+    """The partitions to give away: those held beyond the share (the last ones held)."""
+    keep = share(partitions, collectors)
+    return sorted(active)[keep:] if len(active) > keep else []
 
 
 class AmqpIngest:
@@ -83,13 +110,16 @@ class AmqpIngest:
         self.partitions = partition_queues(cfg.partitions)
         self.diag = next(iter((handlers or {}).values()), None)  # the diag/res handler
         self.connected = threading.Event()
-        self.epoch = 0  # bumped on every connect and disconnect (read by handover.py)
+        # the worker holds it while it processes a batch (pipeline.Worker.batch_lock)
+        self.batch_lock: threading.Lock | contextlib.nullcontext[None] = contextlib.nullcontext()
         self._lock = threading.Lock()
-        self._pending: list[int] = []  # tags to ack on the current connection
+        self._tokens: dict[str, int] = {}  # partition → token of its live channel
+        self._channels: dict[str, BlockingChannel] = {}
+        self._active: set[str] = set()  # partitions that delivered on their live channel
+        self._pending: list[tuple[str, int, int]] = []  # (partition, token, tag) to ack
         self._flush_due = False
         self._conn: BlockingConnection | None = None
-        self._channel: BlockingChannel | None = None
-        self._out_channel: BlockingChannel | None = None  # publishes (confirmed)
+        self._control: BlockingChannel | None = None  # re-route, diag, members, publishes
         self._paused = threading.Event()
         self._stop = threading.Event()
         self._reject_log = LogEvery(5.0)
@@ -110,12 +140,17 @@ class AmqpIngest:
         self._stop.set()
         self._thread.join(15.0)
 
-    def ack(self, epoch: int, tag: int) -> None:
+    def tokens(self) -> dict[str, int]:
+        """partition → token of the channel consuming it now (handover.py reads it)."""
         with self._lock:
-            if epoch != self.epoch or self._conn is None:
+            return dict(self._tokens)
+
+    def ack(self, partition: str, token: int, tag: int) -> None:
+        with self._lock:
+            if self._tokens.get(partition) != token or self._conn is None:
                 self.stats.inc("acks_dropped_total")  # redelivered; dropped as a duplicate
                 return
-            self._pending.append(tag)
+            self._pending.append((partition, token, tag))
             if self._flush_due:
                 return
             self._flush_due = True
@@ -136,19 +171,21 @@ class AmqpIngest:
     # -- the connection's thread -------------------------------------------------------------
 
     def _publish_now(self, topic: str, payload: bytes) -> None:
-        assert self._out_channel is not None
-        self._out_channel.basic_publish(
+        assert self._control is not None
+        self._control.basic_publish(
             TOPIC_EXCHANGE, routing_key(topic), payload, BasicProperties(
                 delivery_mode=PERSISTENT, headers={"x-mqtt-publish-qos": 1}))
 
     def _flush(self) -> None:
         with self._lock:
-            tags, self._pending, self._flush_due = self._pending, [], False
-        channel = self._channel
-        if channel is None or not channel.is_open:
-            return
-        for tag in tags:
-            channel.basic_ack(tag)
+            acks, self._pending, self._flush_due = self._pending, [], False
+            tokens, channels = self._tokens, self._channels
+        for partition, token, tag in acks:
+            ch = channels.get(partition)
+            if tokens.get(partition) == token and ch is not None and ch.is_open:
+                ch.basic_ack(tag)
+            else:
+                self.stats.inc("acks_dropped_total")
 
     def _run(self) -> None:
         n = 0
@@ -162,7 +199,7 @@ class AmqpIngest:
                 if self._stop.is_set():
                     break
                 self.stats.inc("broker_disconnects_total")
-                log.warning("collector lost RabbitMQ at %s (%s); trying the next node",
+                log.warning("collector lost RabbitMQ at port %s (%s); trying the next node",
                             pika.URLParameters(url).port, exc)
             finally:
                 self._detach()
@@ -171,42 +208,77 @@ class AmqpIngest:
     def _serve(self, url: str) -> None:
         conn = BlockingConnection(connection_params(self.cfg, url))
         try:
-            channel = conn.channel()
-            channel.basic_qos(prefetch_count=self.cfg.prefetch)
-            out = conn.channel()
-            out.confirm_delivery()  # a re-routed message is acked only once its copy is safe
-            for q in self.partitions:
-                channel.basic_consume(q, functools.partial(self._on_partition, q))
-            channel.basic_consume(REROUTE_QUEUE, self._on_reroute)
-            if self.diag is not None:
-                channel.basic_consume(DIAG_RES_QUEUE, self._on_diag)
             with self._lock:
-                self.epoch += 1
-                self._conn, self._channel, self._out_channel = conn, channel, out
-                self._pending, self._flush_due = [], False
+                self._conn = conn
+            control = conn.channel()
+            control.confirm_delivery()  # a re-routed message is acked once its copy is safe
+            control.basic_qos(prefetch_count=self.cfg.prefetch)
+            control.basic_consume(MEMBERS_QUEUE, lambda *a: None)  # counted, never fed
+            control.basic_consume(REROUTE_QUEUE, self._on_reroute)
+            if self.diag is not None:
+                control.basic_consume(DIAG_RES_QUEUE, self._on_diag)
+            self._control = control
+            for p in self.partitions:
+                self._subscribe(conn, p)
             self.connected.set()
-            log.info("collector consuming %d partitions at %s", len(self.partitions),
+            log.info("collector consuming %d partitions at port %s", len(self.partitions),
                      pika.URLParameters(url).port)
+            next_balance = time.monotonic() + self.cfg.rebalance
             while not self._stop.is_set():
                 conn.process_data_events(time_limit=0.2)
+                if time.monotonic() >= next_balance:
+                    next_balance = time.monotonic() + self.cfg.rebalance
+                    self._balance(conn)
             self._flush()  # the acks already given, before closing
         finally:
             if conn.is_open:
                 with contextlib.suppress(Exception):  # closing a broken connection
                     conn.close()
 
+    def _subscribe(self, conn: BlockingConnection, partition: str) -> None:
+        ch = conn.channel()
+        ch.basic_qos(prefetch_count=self.cfg.prefetch)
+        token = next(_tokens)
+        ch.basic_consume(partition, functools.partial(self._on_partition, partition, token))
+        with self._lock:
+            self._tokens[partition], self._channels[partition] = token, ch
+            self._active.discard(partition)
+
+    def _balance(self, conn: BlockingConnection) -> None:
+        """Give away the partitions held beyond this collector's share (module docstring)."""
+        assert self._control is not None
+        members = self._control.queue_declare(MEMBERS_QUEUE, passive=True).method.consumer_count
+        with self._lock:
+            active = sorted(self._active)
+        extra = excess(active, len(self.partitions), members)
+        if not extra:
+            return
+        with self.batch_lock:  # between two batches: none of these is half-way stored
+            for p in extra:
+                with self._lock:
+                    ch = self._channels.pop(p)
+                    self._tokens.pop(p)  # queued items of it: dropped, redelivered elsewhere
+                    self._active.discard(p)
+                ch.close()  # RabbitMQ requeues its unacked messages, activates the next
+        for p in extra:
+            self._subscribe(conn, p)  # at the back of the line
+        self.stats.inc("partitions_given_total", n=len(extra))
+        log.info("gave away %d of %d partitions held (%d collectors): %s", len(extra),
+                 len(active), members, ", ".join(extra))
+
     def _detach(self) -> None:
         with self._lock:
-            self.epoch += 1  # acks of what came so far would reach the wrong channel
-            self._conn = self._channel = self._out_channel = None
+            self._conn = self._control = None
+            self._tokens, self._channels, self._active = {}, {}, set()
             self._pending, self._flush_due = [], False
         self.connected.clear()
 
-    def _ack_now(self, channel: BlockingChannel, tag: int) -> None:
-        channel.basic_ack(tag)
-
-    def _on_partition(self, partition: str, channel: BlockingChannel, method: Basic.Deliver,
-                      props: BasicProperties, body: bytes) -> None:
+    def _on_partition(self, partition: str, token: int, channel: BlockingChannel,
+                      method: Basic.Deliver, props: BasicProperties, body: bytes) -> None:
+        if partition not in self._active:
+            with self._lock:
+                if self._tokens.get(partition) == token:
+                    self._active.add(partition)
         headers = props.headers or {}
         topic = headers.get(TOPIC_HEADER)
         topic = topic.decode() if isinstance(topic, bytes) else topic
@@ -216,11 +288,10 @@ class AmqpIngest:
                                   now)
         except (WireFormatError, UnicodeDecodeError) as exc:
             self._reject(method.routing_key, exc)
-            self._ack_now(channel, method.delivery_tag)  # rejection is final
+            channel.basic_ack(method.delivery_tag)  # rejection is final
             return
         self.stats.inc("received_total")
-        item = Received(msg, body, now, AmqpAck(self, self.epoch, method.delivery_tag,
-                                                partition))
+        item = Received(msg, body, now, AmqpAck(self, partition, token, method.delivery_tag))
         while not self._paused.is_set():
             try:
                 self.out.put(item, timeout=0.5)  # full: the prefetch window stays held
@@ -238,14 +309,13 @@ class AmqpIngest:
             site, device, _kind = wire.parse_topic(topic)
         except WireFormatError as exc:
             self._reject(method.routing_key, exc)
-            self._ack_now(channel, method.delivery_tag)
+            channel.basic_ack(method.delivery_tag)
             return
-        assert self._out_channel is not None
-        self._out_channel.basic_publish(
+        channel.basic_publish(  # confirmed: returns once the broker has it
             PARTITION_EXCHANGE, partition_key(site, device), body, BasicProperties(
                 delivery_mode=PERSISTENT, headers={TOPIC_HEADER: topic}), mandatory=True)
         self.stats.inc("rerouted_total")
-        self._ack_now(channel, method.delivery_tag)
+        channel.basic_ack(method.delivery_tag)
 
     def _on_diag(self, channel: BlockingChannel, method: Basic.Deliver,
                  props: BasicProperties, body: bytes) -> None:
@@ -253,7 +323,7 @@ class AmqpIngest:
             if self.diag is not None:
                 self.diag(None, None, DiagMessage(topic_of(method.routing_key), body))
         finally:
-            self._ack_now(channel, method.delivery_tag)
+            channel.basic_ack(method.delivery_tag)
 
     def _reject(self, key: str, exc: Exception) -> None:
         reason = exc.reason if isinstance(exc, WireFormatError) else "topic"
@@ -262,4 +332,3 @@ class AmqpIngest:
         if quiet is not None:
             log.warning("rejected a message on %s: %s (counted in rejected_total; %d more "
                         "rejections not logged)", key, exc, quiet)
-

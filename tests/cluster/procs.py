@@ -15,6 +15,7 @@ import httpx
 import paho.mqtt.client as mqtt
 import pika
 
+from fieldwatch import wire
 from tests.cluster.rabbit import RabbitCluster
 from tests.e2e.procs import Proc, wait_for, write_yaml
 from tests.faults.harness import Load, rules_dir
@@ -74,12 +75,10 @@ class ClusterCollector:
         if self.proc.proc.poll() is None:
             self.proc.stop(signal.SIGTERM, 30)
 
-    def partitions(self) -> dict[str, float]:
-        """partition → when this collector first consumed it (its log; every epoch)."""
-        out: dict[str, float] = {}
-        for m in PARTITION_LINE.finditer(self.proc.log.read_text()):
-            out.setdefault(m.group(1), float(m.group(2)))
-        return out
+    def claims(self) -> dict[str, float]:
+        """partition → when this collector last began consuming it (from its log)."""
+        return {m.group(1): float(m.group(2))
+                for m in PARTITION_LINE.finditer(self.proc.log.read_text())}
 
     def partitions_after(self, t: float) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -88,6 +87,23 @@ class ClusterCollector:
             if at >= t:
                 out.setdefault(m.group(1), at)
         return out
+
+
+def holders(cs: list[ClusterCollector]) -> dict[str, str]:
+    """partition → the collector that began consuming it last (its holder now)."""
+    out: dict[str, tuple[float, str]] = {}
+    for c in cs:
+        for p, at in c.claims().items():
+            if p not in out or at > out[p][0]:
+                out[p] = (at, c.name)
+    return {p: name for p, (_, name) in out.items()}
+
+
+def balanced(cs: list[ClusterCollector], partitions: int = PARTITIONS) -> bool:
+    """Every partition held, and no collector holding more than its share."""
+    held = holders(cs)
+    counts = [list(held.values()).count(c.name) for c in cs]
+    return len(held) == partitions and max(counts) <= -(-partitions // len(cs))
 
 
 class NodeHoppingLoad(Load):
@@ -101,6 +117,26 @@ class NodeHoppingLoad(Load):
         self.hops = 0
         self.client.on_disconnect = self._hop
         self.client.reconnect_delay_set(min_delay=1, max_delay=2)
+
+    def _run(self) -> None:
+        """As Load's, but what was published while between nodes counts as sent once paho
+        got it out after the reconnect (its wait_for_publish raises for those at once)."""
+        infos = []
+        for c in range(1, self.cycles + 1):
+            t = time.monotonic()
+            for d in range(self.devices):
+                device = f"dev-{d}"
+                value = 95.0 if self.faults.get(device) == c else 40.0
+                msg = wire.Metrics(device=device, site=self.site, seq=c, ts=time.time(),
+                                   samples=[wire.Sample("pump.temp_celsius", value)])
+                infos.append(self.client.publish(wire.topic(self.site, device, "metrics"),
+                                                 wire.encode(msg), qos=1))
+                self.published += 1
+            time.sleep(max(0.0, self.interval - (time.monotonic() - t)))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(i.is_published() for i in infos):
+            time.sleep(0.1)
+        self.done.set()
 
     def _hop(self, client: mqtt.Client, userdata: object, flags: object, reason: object,
              properties: object) -> None:

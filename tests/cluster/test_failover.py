@@ -7,12 +7,17 @@ one ticket; every (device, seq) must be stored exactly once — counted from the
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.cluster.procs import ClusterCollector, NodeHoppingLoad, setup_topology
+from tests.cluster.procs import (
+    ClusterCollector,
+    NodeHoppingLoad,
+    balanced,
+    holders,
+    setup_topology,
+)
 from tests.cluster.rabbit import RabbitCluster
 from tests.e2e.procs import wait_for
 from tests.faults.harness import settle
@@ -37,25 +42,15 @@ def start_collectors(tmp: Path, rabbit: RabbitCluster, db: str, n: int
                              ).ready() for i in range(n)]
 
 
-def owners(cs: list[ClusterCollector]) -> dict[str, str]:
-    """partition → the collector that consumed it first."""
-    out: dict[str, tuple[float, str]] = {}
-    for c in cs:
-        for p, at in c.partitions().items():
-            if p not in out or at < out[p][0]:
-                out[p] = (at, c.name)
-    return {p: name for p, (_, name) in out.items()}
-
-
 def test_kill_9_collector_under_load(tmp_path: Path, rabbit: RabbitCluster, pg_url: str,
                                      store_engine) -> None:  # type: ignore[no-untyped-def]
     setup_topology(tmp_path, rabbit)
     cs = start_collectors(tmp_path, rabbit, pg_url, 3)
     load = NodeHoppingLoad(rabbit, devices=60, cycles=80, interval=0.1).start()
     try:
-        # under load: every partition has found its consumer; kill one that holds some
-        wait_for(lambda: len(owners(cs)) == 8, 30)
-        held = owners(cs)
+        # under load, once the partitions are shared out: kill one that holds some
+        wait_for(lambda: balanced(cs), 30)
+        held = holders(cs)
         victim = next(c for c in cs if c.name in held.values())
         lost = sorted(p for p, name in held.items() if name == victim.name)
         killed_at = victim.kill()
@@ -79,10 +74,9 @@ def test_stop_a_rabbitmq_node_under_load(tmp_path: Path, rabbit: RabbitCluster, 
     another node and the quorum queues keep what they held (ran last: the node stays down)."""
     setup_topology(tmp_path, rabbit)
     cs = start_collectors(tmp_path, rabbit, pg_url, 2)
-    load = NodeHoppingLoad(rabbit, devices=40, cycles=80, interval=0.1).start()
+    load = NodeHoppingLoad(rabbit, devices=40, cycles=250, interval=0.1).start()
     try:
-        wait_for(lambda: len(owners(cs)) == 8, 30)
-        time.sleep(1.0)
+        wait_for(lambda: balanced(cs), 30)
         rabbit.stop_node(rabbit.nodes[0])
         load.wait(120)
         account = settle(store_engine, load, timeout=60)
