@@ -134,7 +134,9 @@ class NodeHoppingLoad(Load):
                 self.published += 1
             time.sleep(max(0.0, self.interval - (time.monotonic() - t)))
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not all(i.is_published() for i in infos):
+        # `_published`: is_published() raises for a message queued while disconnected, which
+        # paho still sends after the reconnect
+        while time.monotonic() < deadline and not all(i._published for i in infos):
             time.sleep(0.1)
         self.done.set()
 
@@ -143,4 +145,6 @@ class NodeHoppingLoad(Load):
         if self.done.is_set():
             return  # the load's own disconnect at the end
         self.hops += 1
-        client.port = self.ports[self.hops % len(self.ports)]
+        # paho's `port` setter refuses while the socket is not yet marked closed, and an
+        # exception here would end its network thread: set what its reconnect reads
+        client._port = self.ports[self.hops % len(self.ports)]

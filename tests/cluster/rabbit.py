@@ -101,6 +101,7 @@ class RabbitCluster:
         with open(node.base / "server.log", "ab") as log:
             node.proc = subprocess.Popen([self._server()], env=self.env(node),
                                          stdout=log, stderr=subprocess.STDOUT,
+                                         cwd=node.base,  # crash dumps land there too
                                          start_new_session=True)
 
     def wait_node(self, node: Node, timeout: float = 120.0) -> None:
