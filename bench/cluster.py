@@ -15,7 +15,7 @@ database per run), real wire-format messages published over MQTT to the rabbitmq
   survivor, from their logs), then start a replacement. At the end the store is counted:
   (device, seq) missing or stored twice, and tickets per faulty device (must be exactly 1).
 
-    python bench/cluster.py [--devices 200] [--cycles 40] [--kills 5]
+    python bench/cluster.py [--devices 400] [--cycles 50] [--kills 5] [--no-failover]
 """
 
 from __future__ import annotations
@@ -75,16 +75,37 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 def beam_pids(rabbit: RabbitCluster) -> list[int]:
-    names = {n.name.split("@")[0] for n in rabbit.nodes}
+    """The nodes' Erlang VMs (their command line does not name the node; their environment
+    does)."""
+    names = {f"RABBITMQ_NODENAME={n.name}".encode() for n in rabbit.nodes}
     out = []
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
             continue
         with contextlib.suppress(OSError):
-            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            if "beam" in cmd and any(f"{n}@" in cmd for n in names):
+            if b"beam" not in (d / "cmdline").read_bytes()[:200]:
+                continue
+            env = set((d / "environ").read_bytes().split(b"\0"))
+            if env & names:
                 out.append(int(d.name))
     return out
+
+
+def postgres_pids() -> list[int]:
+    """Every PostgreSQL process of the machine (other users' backends included)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (d / "comm").read_text().strip() == "postgres":
+                    out.append(int(d.name))
+    return out
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds spent not idle on the whole machine (all cores), from /proc/stat."""
+    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(f) - f[3] - f[4]) / TICK  # minus idle and iowait
 
 
 def publish_backlog(rabbit: RabbitCluster, devices: int, cycles: int) -> int:
@@ -121,14 +142,14 @@ def throughput(tmp: Path, rabbit: RabbitCluster, n: int, devices: int, cycles: i
         try:
             cs = [ClusterCollector(tmp, rabbit, db, f"t{n}-c{i}", first_node=i).ready()
                   for i in range(n)]
-            beams = beam_pids(rabbit)
+            beams, pgs = beam_pids(rabbit), postgres_pids()
             lo, hi = int(total * 0.2), int(total * 0.9)
-            marks: dict[str, tuple[float, float, float]] = {}
+            marks: dict[str, tuple[float, float, float, float, float]] = {}
             deadline = time.monotonic() + 600
             while time.monotonic() < deadline and "hi" not in marks:
                 stored = stored_count(engine)
                 point = (time.monotonic(), cpu_seconds([c.proc.proc.pid for c in cs]),
-                         cpu_seconds(beams))
+                         cpu_seconds(beams), cpu_seconds(pgs), machine_busy_seconds())
                 if stored >= lo and "lo" not in marks:
                     marks["lo"] = point
                 if stored >= hi:
@@ -140,7 +161,7 @@ def throughput(tmp: Path, rabbit: RabbitCluster, n: int, devices: int, cycles: i
             for c in cs:
                 c.stop()
             engine.dispose()
-    (t_lo, c_lo, b_lo), (t_hi, c_hi, b_hi) = marks["lo"], marks["hi"]
+    (t_lo, c_lo, b_lo, p_lo, m_lo), (t_hi, c_hi, b_hi, p_hi, m_hi) = marks["lo"], marks["hi"]
     msgs = hi - lo
     samples = msgs * 50
     collector_cpu, broker_cpu = c_hi - c_lo, b_hi - b_lo
@@ -152,6 +173,10 @@ def throughput(tmp: Path, rabbit: RabbitCluster, n: int, devices: int, cycles: i
             else None,
             "collector_cpu_s": round(collector_cpu, 2), "broker_cpu_s": round(broker_cpu, 2),
             "broker_cpu_share": round(broker_cpu / (broker_cpu + collector_cpu), 3),
+            "collector_busy": round(collector_cpu / n / (t_hi - t_lo), 2),  # of one core each
+            "postgres_cpu_s": round(p_hi - p_lo, 2),  # every backend of the machine
+            "machine_busy": round((m_hi - m_lo) / (os.cpu_count() or 1) / (t_hi - t_lo), 2),
+            "broker_nodes_found": len(beams),
             "wall_s": round(t_hi - t_lo, 2)}
 
 
@@ -204,9 +229,10 @@ def failover(tmp: Path, rabbit: RabbitCluster, kills: int) -> dict[str, object]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--devices", type=int, default=200)
-    ap.add_argument("--cycles", type=int, default=40)
+    ap.add_argument("--devices", type=int, default=400)
+    ap.add_argument("--cycles", type=int, default=50)
     ap.add_argument("--kills", type=int, default=5)
+    ap.add_argument("--no-failover", action="store_true")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="fw-bench-cluster-") as d:
         tmp = Path(d)
@@ -214,7 +240,7 @@ def main() -> None:
         try:
             one = throughput(tmp, rabbit, 1, args.devices, args.cycles)
             two = throughput(tmp, rabbit, 2, args.devices, args.cycles)
-            fo = failover(tmp, rabbit, args.kills)
+            fo = None if args.no_failover else failover(tmp, rabbit, args.kills)
         finally:
             rabbit.stop()
     print(json.dumps({

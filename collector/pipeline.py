@@ -33,7 +33,13 @@ from fieldwatch.collector.store.deadletter import DeadLetters
 from fieldwatch.collector.store.health import Observed
 from fieldwatch.collector.store.parts import BatchParts
 from fieldwatch.collector.store.silences import SilenceStore
-from fieldwatch.collector.store.store import BatchWrite, DeviceSeen, RawMessage, Store
+from fieldwatch.collector.store.store import (
+    BatchWrite,
+    DeviceSeen,
+    Fenced,
+    RawMessage,
+    Store,
+)
 from fieldwatch.collector.store.writer import Writer, Written
 
 from fieldwatch import wire
@@ -133,6 +139,8 @@ class Worker:
         # what it leaves out is neither processed nor acknowledged
         self.admit = admit
         self.batch_lock = threading.Lock()  # held while a batch is admitted, stored and acked
+        # cluster mode: batches carry a fence (store.Fenced); a fenced batch goes here, unacked
+        self.on_fenced: Callable[[Sequence[Received]], None] | None = None
         self.clock, self.stats = clock, stats
         self.batch_max, self.batch_wait = batch_max, batch_wait
         self.on_opened = on_opened  # e.g. run the rule's diagnostics on the new tickets
@@ -261,11 +269,20 @@ class Worker:
                 self._process(items)
 
     def _process(self, items: Sequence[Received]) -> None:
+        fence = None if self.on_fenced is None else self._fence(items)
         batch, muted = prepare_all(items, self.engine, self.state, self.sequences,
                                    self.recorder)
+        batch.fence = fence
         self._holding = (len(items), min((i.received_at for i in items), default=None))
         try:
             written = self._write(batch, muted, items)
+        except Fenced as exc:
+            self.stats.inc("fenced_batches_total")
+            log.warning("a batch of %d messages was not stored: %s; letting their partitions "
+                        "go (the broker redelivers them)", len(items), exc)
+            assert self.on_fenced is not None
+            self.on_fenced(items)
+            return
         finally:
             self._holding = (0, None)
         gone = set(written.dead) | set(written.lost)
@@ -284,6 +301,16 @@ class Worker:
         self._forget_sequences({(items[u].message.site, items[u].message.device)
                                 for u in written.dead if u < len(items)
                                 and isinstance(items[u].message, wire.Metrics)})
+
+    def _fence(self, items: Sequence[Received]) -> dict[tuple[str, str], int | None]:
+        """Each device's last stored seq as this worker believes it, before this batch."""
+        fence: dict[tuple[str, str], int | None] = {}
+        for item in items:
+            key = (item.message.site, item.message.device)
+            if key not in fence:
+                seq = self.sequences.get(key)
+                fence[key] = None if seq is None else seq.last
+        return fence
 
     def _count_history(self, batch: BatchWrite, written: Written) -> None:
         kept = batch.samples

@@ -8,7 +8,7 @@ import queue
 import signal
 import socket
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC
 from typing import Any
@@ -137,6 +137,7 @@ class Collector:
                                      self.clock)
             self.worker.admit = self.handover.admit
             self.ingest.batch_lock = self.worker.batch_lock  # give partitions between batches
+            self.worker.on_fenced = self._fenced
             self.stats.gauge("devices_owned", lambda: len(self.handover.owned)
                              if self.handover else 0)
         else:
@@ -156,6 +157,10 @@ class Collector:
         self.remote_history = None if cfg.remote_query is None else RemoteHistory(
             cfg.remote_query, device_types=lambda: {  # a type matcher filters on the rules' view
                 k: d.dtype for k, d in list(self.worker.state.devices.items())})
+
+    def _fenced(self, items: Sequence[Received]) -> None:
+        assert self.handover is not None and isinstance(self.ingest, AmqpIngest)
+        self.ingest.let_go(self.handover.fenced(items))
 
     def _publish(self, topic: str, payload: bytes) -> object:
         if isinstance(self.ingest, AmqpIngest):

@@ -121,6 +121,14 @@ class Handover:
             self.take(fresh)
         return keep
 
+    def fenced(self, items: Sequence[Received]) -> set[str]:
+        """A batch the store refused because another collector stored its devices meanwhile:
+        forget every device of it (its state has seen the batch) and return the partitions to
+        let go of, so the broker redelivers the batch to whoever holds them now."""
+        keys = sorted({(i.message.site, i.message.device) for i in items})
+        self.release([k for k in keys if k in self.owned])
+        return {o[0] for i in items if (o := owner_of(i)) is not None}
+
     def _note_partitions(self, items: Sequence[Received]) -> None:
         for item in items:
             owner = owner_of(item)

@@ -1,7 +1,8 @@
 """The RabbitMQ topology of cluster mode, as data: which exchanges, queues and bindings.
 
 Agents publish MQTT to the `rabbitmq_mqtt` plugin, which maps topic `a/b/c` to routing key
-`a.b.c` on `amq.topic` (and a `.` inside a level to `/`). Metrics are partitioned by device
+`a.b.c` on `amq.topic`; a `.` inside a site or device id stays a `.`, so bindings match the ids
+with `#` and end on the kind. Metrics are partitioned by device
 through a consistent-hash exchange into N quorum queues with single-active-consumer, so one
 device's messages always reach one collector at a time.
 
@@ -10,7 +11,7 @@ sets no header or property that names the device, so `.../status`, `.../events` 
 `.../inventory` would hash apart from the same device's `.../metrics`. They therefore go to one
 small re-route queue instead; the collector consuming it (single-active-consumer: one at a time)
 publishes each again to the partition exchange under its device's *metrics* routing key, with
-the original topic in the `fieldwatch-topic` header, and acks it only once the broker confirmed
+the original routing key in the `fieldwatch-key` header, and acks it only once the broker confirmed
 that publish. So every kind of message of a device lands in the partition of its metrics.
 Diagnostics results go to one shared queue that every collector consumes (the store records
 them). Every collector also consumes `fieldwatch.members`, which nothing feeds: its consumer count
@@ -28,7 +29,7 @@ PARTITION_EXCHANGE = "fieldwatch.partition"
 REROUTE_QUEUE = "fieldwatch.reroute"
 DIAG_RES_QUEUE = "fieldwatch.diag.res"
 MEMBERS_QUEUE = "fieldwatch.members"  # never fed: its consumer count is the live collectors
-TOPIC_HEADER = "fieldwatch-topic"
+KEY_HEADER = "fieldwatch-key"  # a re-routed message's original routing key
 WEIGHT = "1"  # each partition queue takes an equal share of the hash ring
 REROUTED_KINDS = ("status", "events", "inventory")
 
@@ -42,16 +43,26 @@ def partition_queues(n: int) -> list[str]:
 
 
 def routing_key(topic: str) -> str:
-    """MQTT topic → AMQP routing key, as rabbitmq_mqtt maps it ('/' ↔ '.')."""
-    return topic.translate(_SWAP)
+    """MQTT topic → AMQP routing key, as rabbitmq_mqtt 3.10 maps it: each '/' becomes '.'.
+    A '.' inside a site or device id stays, so such a key has more words than levels."""
+    return topic.replace("/", ".")
 
 
-def topic_of(key: str) -> str:
-    """AMQP routing key → MQTT topic (the same swap, undone)."""
-    return key.translate(_SWAP)
+def topic_of(key: str) -> str | None:
+    """AMQP routing key → MQTT topic when that is unambiguous (no '.' inside an id: six words
+    for diag results, five for the rest); None otherwise (`topic_for` asks the payload)."""
+    words = key.count(".") + 1
+    if words == 5 or (words == 6 and key.endswith(".diag.res")):
+        return key.replace(".", "/")
+    return None
 
 
-_SWAP = str.maketrans({"/": ".", ".": "/"})
+def topic_for(key: str, site: str, device: str) -> str | None:
+    """The topic of a message whose payload names `site` and `device`, if `key` is exactly
+    that device's key for its kind (the topic check of decode.py, for dotted ids)."""
+    kind = "diag/res" if key.endswith(".diag.res") else key.rsplit(".", 1)[-1]
+    topic = wire.topic(site, device, kind)
+    return topic if routing_key(topic) == key else None
 
 
 def partition_key(site: str, device: str) -> str:
@@ -89,7 +100,7 @@ class Topology:
 
 def topology(partitions: int) -> Topology:
     parts = partition_queues(partitions)
-    prefix = routing_key(wire.topic("*", "*", ""))  # fieldwatch.v1.*.*.
+    prefix = routing_key(wire.TOPIC_ROOT) + ".#."  # fieldwatch.v1.#.: ids with dots too
     queues = (*(Queue(q, True) for q in parts), Queue(REROUTE_QUEUE, True),
               Queue(DIAG_RES_QUEUE, False), Queue(MEMBERS_QUEUE, False))
     bindings = (

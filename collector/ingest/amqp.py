@@ -43,14 +43,15 @@ import pika
 from fieldwatch.collector.cluster.setup import connection_params
 from fieldwatch.collector.cluster.topology import (
     DIAG_RES_QUEUE,
+    KEY_HEADER,
     MEMBERS_QUEUE,
     PARTITION_EXCHANGE,
     REROUTE_QUEUE,
     TOPIC_EXCHANGE,
-    TOPIC_HEADER,
     partition_key,
     partition_queues,
     routing_key,
+    topic_for,
     topic_of,
 )
 from fieldwatch.collector.config import AmqpConfig
@@ -160,6 +161,16 @@ class AmqpIngest:
         except Exception:  # noqa: BLE001 - the connection is closing: the broker redelivers
             self.stats.inc("acks_dropped_total")
 
+    def let_go(self, partitions: set[str]) -> None:
+        """Close these partitions' channels and queue up for them again (a fenced batch):
+        their unacknowledged messages go back to the queue, for the partition's owner."""
+        with self._lock:
+            conn = self._conn
+            tokens = {p: self._tokens[p] for p in partitions if p in self._tokens}
+        if conn is not None and tokens:
+            with contextlib.suppress(Exception):  # closing: the channels go with it
+                conn.add_callback_threadsafe(functools.partial(self._let_go, conn, tokens))
+
     def publish(self, topic: str, payload: bytes) -> None:
         """A message to MQTT subscribers (diagnostics requests to agents), QoS 1."""
         with self._lock:
@@ -174,7 +185,9 @@ class AmqpIngest:
         assert self._control is not None
         self._control.basic_publish(
             TOPIC_EXCHANGE, routing_key(topic), payload, BasicProperties(
-                delivery_mode=PERSISTENT, headers={"x-mqtt-publish-qos": 1}))
+                # no x-mqtt-publish-qos header: rabbitmq_mqtt 3.10 wants it typed as an AMQP
+                # byte, which pika cannot write, and delivers at the subscription's QoS without
+                delivery_mode=PERSISTENT))
 
     def _flush(self) -> None:
         with self._lock:
@@ -266,6 +279,22 @@ class AmqpIngest:
         log.info("gave away %d of %d partitions held (%d collectors): %s", len(extra),
                  len(active), members, ", ".join(extra))
 
+    def _let_go(self, conn: BlockingConnection, tokens: dict[str, int]) -> None:
+        gone = []
+        for p, token in tokens.items():
+            with self._lock:
+                if self._tokens.get(p) != token:
+                    continue  # already closed and reopened
+                ch = self._channels.pop(p)
+                self._tokens.pop(p)
+                self._active.discard(p)
+            ch.close()
+            gone.append(p)
+        for p in gone:
+            self._subscribe(conn, p)
+        if gone:
+            log.info("let go of %s after a fenced batch", ", ".join(sorted(gone)))
+
     def _detach(self) -> None:
         with self._lock:
             self._conn = self._control = None
@@ -279,15 +308,13 @@ class AmqpIngest:
             with self._lock:
                 if self._tokens.get(partition) == token:
                     self._active.add(partition)
-        headers = props.headers or {}
-        topic = headers.get(TOPIC_HEADER)
-        topic = topic.decode() if isinstance(topic, bytes) else topic
+        key = (props.headers or {}).get(KEY_HEADER) or method.routing_key
+        key = key.decode() if isinstance(key, bytes) else key
         now = self.clock.now()
         try:
-            msg = decode_received(topic or topic_of(method.routing_key), body, self.max_bytes,
-                                  now)
+            msg = decode_received(self._topic(key, body), body, self.max_bytes, now)
         except (WireFormatError, UnicodeDecodeError) as exc:
-            self._reject(method.routing_key, exc)
+            self._reject(key, exc)
             channel.basic_ack(method.delivery_tag)  # rejection is final
             return
         self.stats.inc("received_total")
@@ -304,16 +331,16 @@ class AmqpIngest:
         """status, events, inventory: into their device's partition (topology.py)."""
         if self._paused.is_set():
             return  # left unacknowledged: the next consumer re-routes it
-        topic = topic_of(method.routing_key)
+        key = method.routing_key
         try:
-            site, device, _kind = wire.parse_topic(topic)
-        except WireFormatError as exc:
-            self._reject(method.routing_key, exc)
+            site, device, _kind = wire.parse_topic(self._topic(key, body))
+        except (WireFormatError, UnicodeDecodeError) as exc:
+            self._reject(key, exc)
             channel.basic_ack(method.delivery_tag)
             return
         channel.basic_publish(  # confirmed: returns once the broker has it
             PARTITION_EXCHANGE, partition_key(site, device), body, BasicProperties(
-                delivery_mode=PERSISTENT, headers={TOPIC_HEADER: topic}), mandatory=True)
+                delivery_mode=PERSISTENT, headers={KEY_HEADER: key}), mandatory=True)
         self.stats.inc("rerouted_total")
         channel.basic_ack(method.delivery_tag)
 
@@ -321,9 +348,32 @@ class AmqpIngest:
                  props: BasicProperties, body: bytes) -> None:
         try:
             if self.diag is not None:
-                self.diag(None, None, DiagMessage(topic_of(method.routing_key), body))
+                key = method.routing_key
+                topic = topic_of(key)
+                if topic is None:  # a '.' in an id: the result names its device
+                    res = wire.decode_diag_result(body)
+                    topic = topic_for(key, res.site, res.device) or key.replace(".", "/")
+                self.diag(None, None, DiagMessage(topic, body))
+        except Exception:  # noqa: BLE001 - one bad result must not end the connection
+            self.stats.inc("diag_result_errors_total")
+            log.warning("could not take a diagnostics result on %s (acked, counted in "
+                        "diag_result_errors_total)", method.routing_key, exc_info=True)
         finally:
             channel.basic_ack(method.delivery_tag)
+
+    def _topic(self, key: str, body: bytes) -> str:
+        """The MQTT topic a message was published on. A '.' inside a site or device id makes
+        the routing key ambiguous (topology.py): then the payload names the device, and the
+        key must be exactly that device's, as decode.py checks a topic."""
+        topic = topic_of(key)
+        if topic is not None:
+            return topic
+        msg = wire.decode(body, self.max_bytes)
+        topic = topic_for(key, msg.site, msg.device)
+        if topic is None:
+            raise WireFormatError("topic_mismatch", f"{msg.site}/{msg.device} published as "
+                                                    f"{key!r}")
+        return topic
 
     def _reject(self, key: str, exc: Exception) -> None:
         reason = exc.reason if isinstance(exc, WireFormatError) else "topic"

@@ -94,13 +94,13 @@ def test_all_kinds_of_a_device_in_its_partition_and_acks_after_the_call(
         heard: list[bytes] = []
         agent = publisher(rabbit.nodes[0].mqtt_port, "t-ingest-agent")
         agent.on_message = lambda c, u, m: heard.append(m.payload)
-        agent.subscribe(wire.topic("hq", "dev.1", "diag/req"), qos=1)
-        wait_for(lambda: ingest.publish(wire.topic("hq", "dev.1", "diag/req"), b"req") or
+        agent.subscribe(wire.topic("hq", "pump-1", "diag/req"), qos=1)
+        wait_for(lambda: ingest.publish(wire.topic("hq", "pump-1", "diag/req"), b"req") or
                  heard, 15, every=1.0)
         assert heard[0] == b"req"
-        agent.publish(wire.topic("hq", "dev.1", "diag/res"), b"res", qos=1)
+        agent.publish(wire.topic("hq", "pump-1", "diag/res"), b"res", qos=1)
         assert got_result.wait(15)
-        assert results[0] == (wire.topic("hq", "dev.1", "diag/res"), b"res")
+        assert results[0] == (wire.topic("hq", "pump-1", "diag/res"), b"res")
         agent.loop_stop()
         agent.disconnect()
     finally:
