@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from fieldwatch.collector.desks.config import IntegrationsConfig
 from fieldwatch.collector.diag.config import CollectorDiagConfig
@@ -19,7 +20,23 @@ from fieldwatch.models import StrictModel
 from fieldwatch.wire import DEFAULT_MAX_BYTES
 
 
+class AmqpConfig(StrictModel):
+    """Cluster mode (docs/scaling.md): the collector consumes partition queues over AMQP."""
+
+    # every node the collector may use, tried in turn (credentials: `username`/`password_env`)
+    urls: list[str] = ["amqp://127.0.0.1:5672/%2F"]
+    username: str = "guest"
+    password_env: str | None = None  # the password's env var (default: "guest")
+    partitions: int = Field(8, gt=0, le=999)  # must match `fieldwatch cluster setup`
+    prefetch: int = Field(200, gt=0)  # unacknowledged messages per partition at once
+    heartbeat: Duration = 15.0
+    reconnect: Duration = 1.0  # wait before trying the next node
+    rebalance: Duration = 2.0  # how often a collector gives away partitions beyond its share
+
+
 class CollectorConfig(StrictModel):
+    transport: Literal["mqtt", "amqp"] = "mqtt"  # amqp: cluster mode (docs/scaling.md)
+    amqp: AmqpConfig = AmqpConfig()
     broker: BrokerConfig = BrokerConfig()
     client_id: str = "fieldwatch-collector"
     rules: list[Path] = [Path("rules")]

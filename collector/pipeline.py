@@ -32,7 +32,13 @@ from fieldwatch.collector.store.failures import log_failure
 from fieldwatch.collector.store.health import Observed
 from fieldwatch.collector.store.parts import BatchParts
 from fieldwatch.collector.store.silences import SilenceStore
-from fieldwatch.collector.store.store import BatchWrite, DeviceSeen, RawMessage, Store
+from fieldwatch.collector.store.store import (
+    BatchWrite,
+    DeviceSeen,
+    Fenced,
+    RawMessage,
+    Store,
+)
 from fieldwatch.collector.store.writer import Writer, Written
 from fieldwatch.collector.telemetry.stats import Stats
 from fieldwatch.collector.tickets.alerts import TicketChange, plan
@@ -126,8 +132,16 @@ class Worker:
                  connected: Callable[[], bool] | None = None,
                  silences: SilenceStore | None = None, tick_interval: float = 1.0,
                  silence_refresh: float = 5.0,
-                 history: HistoryConfig | None = DEFAULT_HISTORY) -> None:
+                 history: HistoryConfig | None = DEFAULT_HISTORY,
+                 admit: Callable[[Sequence[Received]], Sequence[Received]] | None = None
+                 ) -> None:
         self.source, self.store, self.engine = source, store, engine
+        # cluster mode (cluster/handover.py): take devices over before their first message;
+        # what it leaves out is neither processed nor acknowledged
+        self.admit = admit
+        self.batch_lock = threading.Lock()  # held while a batch is admitted, stored and acked
+        # cluster mode: batches carry a fence (store.Fenced); a fenced batch goes here, unacked
+        self.on_fenced: Callable[[Sequence[Received]], None] | None = None
         self.clock, self.stats = clock, stats
         self.batch_max, self.batch_wait = batch_max, batch_wait
         self.on_opened = on_opened  # e.g. run the rule's diagnostics on the new tickets
@@ -218,6 +232,9 @@ class Worker:
                 self.stats.observe("batch_seconds", time.monotonic() - started)
                 self.stats.observe("batch_messages", len(items))
                 self.trimmer.stored(len(items), self.source.qsize() == 0)
+            elif self.admit is not None:
+                with self.batch_lock:  # let go of devices whose partition moved, in time
+                    self.admit([])
             now = self.clock.now()
             if now - self._last_tick >= self.tick_interval:
                 self.tick(now)
@@ -246,11 +263,27 @@ class Worker:
             self._write(BatchWrite(changes=changes), muted)
 
     def process(self, items: Sequence[Received]) -> None:
+        with self.batch_lock:
+            if self.admit is not None:
+                items = self.admit(items)
+            if items:
+                self._process(items)
+
+    def _process(self, items: Sequence[Received]) -> None:
+        fence = None if self.on_fenced is None else self._fence(items)
         batch, muted = prepare_all(items, self.engine, self.state, self.sequences,
                                    self.recorder)
+        batch.fence = fence
         self._holding = (len(items), min((i.received_at for i in items), default=None))
         try:
             written = self._write(batch, muted, items)
+        except Fenced as exc:
+            self.stats.inc("fenced_batches_total")
+            log.warning("a batch of %d messages was not stored: %s; letting their partitions "
+                        "go (the broker redelivers them)", len(items), exc)
+            assert self.on_fenced is not None
+            self.on_fenced(items)
+            return
         finally:
             self._holding = (0, None)
         gone = set(written.dead) | set(written.lost)
@@ -269,6 +302,16 @@ class Worker:
         self._forget_sequences({(items[u].message.site, items[u].message.device)
                                 for u in written.dead if u < len(items)
                                 and isinstance(items[u].message, wire.Metrics)})
+
+    def _fence(self, items: Sequence[Received]) -> dict[tuple[str, str], int | None]:
+        """Each device's last stored seq as this worker believes it, before this batch."""
+        fence: dict[tuple[str, str], int | None] = {}
+        for item in items:
+            key = (item.message.site, item.message.device)
+            if key not in fence:
+                seq = self.sequences.get(key)
+                fence[key] = None if seq is None else seq.last
+        return fence
 
     def _count_history(self, batch: BatchWrite, written: Written) -> None:
         kept = batch.samples

@@ -8,7 +8,7 @@ import queue
 import signal
 import socket
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC
 from typing import Any
@@ -17,6 +17,7 @@ import httpx
 import sqlalchemy as sa
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
+from fieldwatch.collector.cluster.handover import Handover
 from fieldwatch.collector.config import CollectorConfig
 from fieldwatch.collector.desks.runtime import DeskRuntime
 from fieldwatch.collector.diag.dispatch import RES_TOPIC, diag_dispatcher
@@ -26,6 +27,7 @@ from fieldwatch.collector.history.jobs import HistoryJobs, horizons
 from fieldwatch.collector.history.query import EmbeddedHistory, record_horizons
 from fieldwatch.collector.history.remote_query import RemoteHistory
 from fieldwatch.collector.ingest import MqttIngest, Received
+from fieldwatch.collector.ingest.amqp import AmqpIngest
 from fieldwatch.collector.ingest.decode import pack, packed_size, unpack
 from fieldwatch.collector.ingest.fairqueue import FairQueue
 from fieldwatch.collector.notify.apprise_channel import StoreJournal
@@ -109,8 +111,7 @@ class Collector:
             maxsize=cfg.queue_max, max_bytes=cfg.queue_max_bytes, size=packed_size, pack=pack,
             unpack=unpack)
         self.diag = diag_dispatcher(cfg, self.store.engine, self.clock, self.stats,
-                                    lambda: self.ruleset, lambda t, p: self.ingest.client.publish(
-                                        t, p, qos=1))
+                                    lambda: self.ruleset, self._publish)
         self.worker = Worker(self.queue, self.store, Engine(self.ruleset), self.clock,
                              self.stats, cfg.batch_max, cfg.batch_wait,
                              on_opened=self.diag.on_tickets_opened if self.diag else None,
@@ -126,9 +127,23 @@ class Collector:
                            ("store_retry_seconds", lambda: self.observed().retrying_for or 0.0),
                            ("health_state", lambda: _STATES.index(self.assess().state))):
             self.stats.gauge(name, read)
-        self.ingest = MqttIngest(cfg.broker, cfg.client_id, self.queue, self.stats, self.clock,
-                                 cfg.max_message_bytes,
-                                 handlers={RES_TOPIC: self.diag.on_message} if self.diag else None)
+        handlers = {RES_TOPIC: self.diag.on_message} if self.diag else None
+        self.ingest: MqttIngest | AmqpIngest
+        self.handover: Handover | None = None
+        if cfg.transport == "amqp":  # cluster mode (docs/scaling.md)
+            self.ingest = AmqpIngest(cfg.amqp, self.queue, self.stats, self.clock,
+                                     cfg.max_message_bytes, handlers=handlers)
+            self.handover = Handover(self.store, self.worker.state, self.worker.sequences,
+                                     lambda: self.worker.engine, self.ingest.tokens,
+                                     self.clock)
+            self.worker.admit = self.handover.admit
+            self.ingest.batch_lock = self.worker.batch_lock  # give partitions between batches
+            self.worker.on_fenced = self._fenced
+            self.stats.gauge("devices_owned", lambda: len(self.handover.owned)
+                             if self.handover else 0)
+        else:
+            self.ingest = MqttIngest(cfg.broker, cfg.client_id, self.queue, self.stats,
+                                     self.clock, cfg.max_message_bytes, handlers=handlers)
         self.reloader = RuleReloader(cfg.rules, self._apply_rules, self._rules_broken)
         self._old_hup: Any = None
         channels = build_channels(  # notifications to people: Apprise channels in the outbox
@@ -143,6 +158,15 @@ class Collector:
         self.remote_history = None if cfg.remote_query is None else RemoteHistory(
             cfg.remote_query, device_types=lambda: {  # a type matcher filters on the rules' view
                 k: d.dtype for k, d in list(self.worker.state.devices.items())})
+
+    def _fenced(self, items: Sequence[Received]) -> None:
+        assert self.handover is not None and isinstance(self.ingest, AmqpIngest)
+        self.ingest.let_go(self.handover.fenced(items))
+
+    def _publish(self, topic: str, payload: bytes) -> object:
+        if isinstance(self.ingest, AmqpIngest):
+            return self.ingest.publish(topic, payload)
+        return self.ingest.client.publish(topic, payload, qos=1)
 
     def _connected(self) -> bool:
         return self.ingest.connected.is_set()
@@ -200,17 +224,8 @@ class Collector:
         log.info("collector: %d rules, store %s", len(self.ruleset.rules),
                  self.store.engine.url.render_as_string(hide_password=True))
         now = self.clock.now()
-        for d in self.store.list_devices():  # silence is counted from now, status is kept
-            self.worker.engine.seed_device(self.worker.state, d["site"], d["device"], now,
-                                           d["status"], d["status_cause"], d["status_at"],
-                                           device_confirmed(d), d["inventory"])
-        restored = sum(  # open tickets' alerts resume firing: their clear resolves them
-            self.worker.engine.restore(self.worker.state, t["rule"], t["site"], t["device"],
-                                       t["labels"] or {}, t["opened_at"], t["last_seen"],
-                                       t["last_value"] if t["last_value"] is not None else 0.0)
-            for t in self.store.list_tickets("open", limit=1_000_000))
-        if restored:
-            log.info("resumed %d firing alerts from open tickets", restored)
+        if self.handover is None:  # cluster mode takes devices over as they come
+            self._seed(now)
         self.worker.refresh_silences(now)
         record_horizons(self.store.engine, self.cfg.history)  # for the CLI's queries
         if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
@@ -225,6 +240,19 @@ class Collector:
         self.reloader.start()
         self.ticker.start()
         self.history_jobs.start()
+
+    def _seed(self, now: float) -> None:
+        for d in self.store.list_devices():  # silence is counted from now, status is kept
+            self.worker.engine.seed_device(self.worker.state, d["site"], d["device"], now,
+                                           d["status"], d["status_cause"], d["status_at"],
+                                           device_confirmed(d), d["inventory"])
+        restored = sum(  # open tickets' alerts resume firing: their clear resolves them
+            self.worker.engine.restore(self.worker.state, t["rule"], t["site"], t["device"],
+                                       t["labels"] or {}, t["opened_at"], t["last_seen"],
+                                       t["last_value"] if t["last_value"] is not None else 0.0)
+            for t in self.store.list_tickets("open", limit=1_000_000))
+        if restored:
+            log.info("resumed %d firing alerts from open tickets", restored)
 
     def stop(self) -> None:
         """Stop taking messages, store what was taken within `stop_timeout`, then disconnect:

@@ -32,7 +32,7 @@ from fieldwatch.collector.tickets.recurrence import LastTicket, on_fire
 from fieldwatch.collector.tickets.routing import Facts, pick_member, route
 from sqlalchemy.dialects import postgresql, sqlite
 
-from fieldwatch.errors import TicketNotFound
+from fieldwatch.errors import FieldwatchError, TicketNotFound
 
 
 @dataclass
@@ -71,6 +71,19 @@ class BatchWrite:
     devices: dict[tuple[str, str], DeviceSeen] = field(default_factory=dict)
     changes: list[TicketChange] = field(default_factory=list)
     samples: SampleRows | None = None  # metric history (collector/history), None: not kept
+    # cluster mode: device → its last stored seq as this collector believes it (handover.py);
+    # the write is refused (Fenced) if another collector has stored the device since
+    fence: dict[tuple[str, str], int | None] | None = None
+
+
+class Fenced(FieldwatchError):
+    """Another collector stored one of the batch's devices since this one took it over: its
+    partition has moved (cluster mode). Nothing of the batch is written."""
+
+    def __init__(self, devices: list[tuple[str, str]]) -> None:
+        super().__init__(f"{len(devices)} devices were stored by another collector meanwhile: "
+                         + ", ".join(f"{s}/{d}" for s, d in devices[:5]))
+        self.devices = devices
 
 
 _SEQ_COLUMNS = ("seq_missing", "seq_backfilled", "seq_duplicates", "seq_gaps")
@@ -102,6 +115,8 @@ class Store:
         if kept is not None:
             history.resolve(self.engine, kept, now)  # committed first, on its own
         with self.engine.begin() as conn:
+            if batch.fence:
+                self._check_fence(conn, batch.fence)
             if batch.raw:
                 conn.execute(messages.insert(), [r.__dict__ for r in batch.raw])
             if kept is not None:
@@ -109,6 +124,20 @@ class Store:
             if batch.devices:
                 self._upsert_devices(conn, batch.devices.values())
             return self._apply(conn, batch.changes, now)
+
+    def _check_fence(self, conn: sa.Connection, fence: dict[tuple[str, str], int | None]
+                     ) -> None:
+        """Lock the batch's device rows (PostgreSQL; SQLite's write lock already serializes)
+        and refuse the batch if one's last seq is not what this collector believes."""
+        q = sa.select(devices.c.site, devices.c.device, devices.c.last_seq).where(
+            sa.tuple_(devices.c.site, devices.c.device).in_(sorted(fence))).order_by(
+            devices.c.site, devices.c.device)
+        if self.pg:
+            q = q.with_for_update()
+        stored = {(r.site, r.device): r.last_seq for r in conn.execute(q)}
+        moved = [k for k, last in fence.items() if stored.get(k) != last]
+        if moved:
+            raise Fenced(sorted(moved))
 
     def probe(self) -> None:
         """A known-good write of what `write` writes, rolled back: raises if the store cannot

@@ -34,7 +34,7 @@ from typing import Any, Protocol, TypeVar
 from fieldwatch.collector.store import liveness
 from fieldwatch.collector.store.deadletter import DeadLetters
 from fieldwatch.collector.store.failures import PROBE_AFTER, classify, describe
-from fieldwatch.collector.store.store import BatchWrite, Store
+from fieldwatch.collector.store.store import BatchWrite, Fenced, Store
 from fieldwatch.collector.telemetry.stats import Stats
 
 from fieldwatch.clock import Clock
@@ -157,6 +157,8 @@ class Writer:
         while True:
             try:
                 result = write()
+            except Fenced:
+                raise  # not the store's fault nor the data's: the worker lets the batch go
             except Exception as exc:  # noqa: BLE001 - classified below: retried or split
                 self.stats.inc("store_errors_total")
                 failures += 1

@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "up": ("fieldwatch.cli.up", "all-in-one: broker, collector, local agent, web page"),
     "agent": ("fieldwatch.cli.agent", "the monitoring agent"),
     "collector": ("fieldwatch.cli.collector", "the collector (rules, tickets, API)"),
+    "cluster": ("fieldwatch.cli.cluster", "cluster mode: declare the RabbitMQ topology"),
     "tickets": ("fieldwatch.cli.tickets", "service desk: list, show and work tickets"),
     "devices": ("fieldwatch.cli.devices", "known devices"),
     "rules": ("fieldwatch.cli.rules", "validate, test and backtest rule files"),

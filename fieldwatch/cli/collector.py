@@ -19,6 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     run.add_argument("--config", type=Path, default=Path("/etc/fieldwatch/collector.yaml"))
     run.add_argument("--http-port", type=int, default=None,
                      help="serve the HTTP API and pages on PORT (0 picks a free port)")
+    run.add_argument("--transport", choices=("mqtt", "amqp"), default=None,
+                     help="mqtt: one broker; amqp: cluster mode, RabbitMQ partition queues "
+                          "(default: the config's `transport`)")
     add_http_options(run)
     run.set_defaults(func=run_collector)
 
@@ -36,6 +39,8 @@ def run_collector(args: argparse.Namespace) -> int:
     from fieldwatch.config import load_config
 
     cfg = load_config(CollectorConfig, args.config)
+    if args.transport is not None:
+        cfg = cfg.model_copy(update={"transport": args.transport})
     stop = stop_on_signals()
     engine = open_when_up(db_url(cfg.db), stop)  # a database still down is waited for
     if engine is None:
