@@ -49,11 +49,11 @@ class Recent:
 
     def seen(self, seq: int, ts: float) -> bool:
         """True if (seq, ts) is held (a duplicate); otherwise remember it and return False."""
+        if seq < _LO or seq > _HI:  # outside 64 bits: never held, never remembered
+            return False
         hi = self.hi
         n = self.n
         if hi is not None and seq <= hi:
-            if seq < _LO:
-                return False
             try:
                 i = self.seqs.index(seq, 0, n)
             except ValueError:
@@ -63,8 +63,6 @@ class Recent:
                     return True
                 self.ts[i] = ts  # the dict's `recent[seq] = ts`: same place, new time
                 return False
-        elif seq > _HI:
-            return False
         seqs = self.seqs
         if n < CAP:
             if n == len(seqs):
