@@ -69,6 +69,13 @@ def test_seqs_outside_64_bits_are_ignored(seq: int, ts: float) -> None:
     assert len(ring) == 1 and ring.seen(5, 1.0) is True
 
 
+@given(st.integers(2**63, 2**80) | st.integers(-(2**80), -(2**63) - 1), st.booleans())
+def test_a_first_seq_outside_64_bits_is_ignored(seq: int, whole: bool) -> None:
+    ring = Recent(whole=whole)  # nothing held yet: it must not reach the typed array
+    assert ring.seen(seq, 1.0) is False and ring.seen(seq, 1.0) is False
+    assert len(ring) == 0
+
+
 def traced(fill: int) -> float:
     """Bytes per window of 1,000 windows after `fill` rising pairs each."""
     tracemalloc.start()
