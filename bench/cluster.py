@@ -27,12 +27,11 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import _servers  # noqa: F401 - the repo root on sys.path
 import paho.mqtt.client as mqtt
-import sqlalchemy as sa
+from _servers import pg_database
 from fieldwatch.collector.store.db import open_engine
 
 from fieldwatch import wire
@@ -44,25 +43,10 @@ from tests.cluster.procs import (
     setup_topology,
 )
 from tests.cluster.rabbit import RabbitCluster
-from tests.conftest import PG_URL
 from tests.e2e.procs import wait_for
 from tests.faults.harness import Account, settle, stored_count
 
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-@contextlib.contextmanager
-def pg_database() -> Iterator[str]:
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    name = f"fw_bench_{os.getpid()}_{int(time.time() * 1000) % 10**8}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def cpu_seconds(pids: list[int]) -> float:

@@ -31,35 +31,19 @@ import sqlite3
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import _servers  # noqa: F401 - the repo root on sys.path
 import sqlalchemy as sa
-from _servers import Mosquitto
+from _servers import Mosquitto, pg_database
 from fieldwatch.collector.store.db import open_engine
 
-from tests.conftest import PG_URL
 from tests.faults.disks import Outage, small_disk
 from tests.faults.harness import Account, Collector, Load, settle, stored_count
 
 RUNS = ("kill9_load", "sigterm_outage", "kill9_outage", "sigterm_diskfull", "kill9_diskfull",
         "outage_only")
-
-
-@contextlib.contextmanager
-def pg_database() -> Iterator[str]:
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    name = f"fw_bench_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 class SqliteLock:

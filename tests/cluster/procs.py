@@ -15,7 +15,6 @@ import httpx
 import paho.mqtt.client as mqtt
 import pika
 
-from fieldwatch import wire
 from tests.cluster.rabbit import RabbitCluster
 from tests.e2e.procs import Proc, wait_for, write_yaml
 from tests.faults.harness import Load, rules_dir
@@ -121,18 +120,7 @@ class NodeHoppingLoad(Load):
     def _run(self) -> None:
         """As Load's, but what was published while between nodes counts as sent once paho
         got it out after the reconnect (its wait_for_publish raises for those at once)."""
-        infos = []
-        for c in range(1, self.cycles + 1):
-            t = time.monotonic()
-            for d in range(self.devices):
-                device = f"dev-{d}"
-                value = 95.0 if self.faults.get(device) == c else 40.0
-                msg = wire.Metrics(device=device, site=self.site, seq=c, ts=time.time(),
-                                   samples=[wire.Sample("pump.temp_celsius", value)])
-                infos.append(self.client.publish(wire.topic(self.site, device, "metrics"),
-                                                 wire.encode(msg), qos=1))
-                self.published += 1
-            time.sleep(max(0.0, self.interval - (time.monotonic() - t)))
+        infos = self._publish_all()
         deadline = time.monotonic() + 60
         # `_published`: is_published() raises for a message queued while disconnected, which
         # paho still sends after the reconnect

@@ -64,6 +64,12 @@ class Load:
         return self
 
     def _run(self) -> None:
+        for info in self._publish_all():
+            info.wait_for_publish(30)
+        self.done.set()
+
+    def _publish_all(self) -> list[mqtt.MQTTMessageInfo]:
+        """Every cycle of every device, `interval` apart; what paho was handed."""
         infos = []
         for c in range(1, self.cycles + 1):
             t = time.monotonic()
@@ -76,9 +82,7 @@ class Load:
                                                  wire.encode(msg), qos=1))
                 self.published += 1
             time.sleep(max(0.0, self.interval - (time.monotonic() - t)))
-        for info in infos:
-            info.wait_for_publish(30)
-        self.done.set()
+        return infos
 
     def wait(self, timeout: float = 60.0) -> None:
         assert self.done.wait(timeout), "the load did not finish publishing"
