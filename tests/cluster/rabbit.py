@@ -120,17 +120,28 @@ class RabbitCluster:
                            + (node.base / "server.log").read_text()[-3000:])
 
     def start(self) -> RabbitCluster:
-        for n in self.nodes:
-            self.start_node(n)
-        for n in self.nodes:
-            self.wait_node(n)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.running_nodes(self.nodes[0]) >= {n.name for n in self.nodes}:
-                return self
-            time.sleep(0.5)
-        raise TimeoutError("the nodes did not form one cluster: "
-                           + self.ctl(self.nodes[0], "cluster_status"))
+        """The first node alone, then the others, which find it and join: booted all at once,
+        classic peer discovery can race (seen: the first node's MQTT client-id registry never
+        became available, "client ID registration timed out"). Stopped again if it fails, so
+        no node outlives the test."""
+        try:
+            first, *rest = self.nodes
+            self.start_node(first)
+            self.wait_node(first)
+            for n in rest:
+                self.start_node(n)
+            for n in rest:
+                self.wait_node(n)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if self.running_nodes(first) >= {n.name for n in self.nodes}:
+                    return self
+                time.sleep(0.5)
+            raise TimeoutError("the nodes did not form one cluster: "
+                               + self.ctl(first, "cluster_status"))
+        except BaseException:
+            self.stop()
+            raise
 
     def running_nodes(self, via: Node) -> set[str]:
         import json
