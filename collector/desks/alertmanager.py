@@ -36,7 +36,7 @@ from fieldwatch.collector.telemetry.stats import Stats
 from fieldwatch.collector.tickets.alerts import TicketChange
 from fieldwatch.collector.tickets.lifecycle import OPEN_STATES
 from fieldwatch.collector.web.api.auth import bearer
-from fieldwatch.collector.web.api.guard import check
+from fieldwatch.collector.web.api.guard import check, read_body
 from sqlalchemy.dialects import postgresql, sqlite
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -228,17 +228,6 @@ def apply(store: Store, alerts: Sequence[Alert], cfg: AlertmanagerConfig,
     return Applied(len(changes), len(alerts) - len(changes))
 
 
-async def _body(request: Request, limit: int) -> bytes | None:
-    """The body, read as it streams and given up on past `limit` bytes (None)."""
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def endpoint(store: Store, cfg: AlertmanagerConfig, clock: Clock,
              stats: Stats) -> Callable[[Request], Awaitable[Response]]:
     """The POST handler Alertmanager's webhook_config points at. Refuses before reading the
@@ -267,7 +256,7 @@ def endpoint(store: Store, cfg: AlertmanagerConfig, clock: Clock,
             if not hmac.compare_digest(bearer(request), token):
                 return refuse("auth", 401, "missing or wrong bearer token",
                               **{"WWW-Authenticate": "Bearer"})
-        body = await _body(request, MAX_BYTES)
+        body = await read_body(request, MAX_BYTES)
         if body is None:
             return refuse("too_large", 413, f"payload over {MAX_BYTES} bytes", Connection="close")
         try:

@@ -28,7 +28,7 @@ from fieldwatch.collector.desks.inbound.model import Delivery, Keys
 from fieldwatch.collector.store.store import Store
 from fieldwatch.collector.telemetry.stats import Stats
 from fieldwatch.collector.web.api.auth import Tokens, guarded
-from fieldwatch.collector.web.api.guard import media_type
+from fieldwatch.collector.web.api.guard import media_type, read_body
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -54,16 +54,6 @@ def inbound_desks(cfg: IntegrationsConfig) -> list[tuple[str, str, InboundConfig
     """(name, kind, inbound config) of every desk whose changes come back."""
     return [(t.name, t.type, t.inbound) for t in cfg.targets
             if t.type in KINDS and getattr(t, "inbound", None) is not None]
-
-
-async def _body(request: Request, limit: int) -> bytes | None:
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def endpoint(store: Store, instance: str, name: str, kind: str, icfg: InboundConfig,
@@ -108,7 +98,7 @@ def endpoint(store: Store, instance: str, name: str, kind: str, icfg: InboundCon
             return await run_in_threadpool(
                 refuse, request, "media_type", 415,
                 f"send the body as Content-Type: {media[0]}")
-        body = await _body(request, MAX_BYTES)
+        body = await read_body(request, MAX_BYTES)
         if body is None:
             return await run_in_threadpool(refuse, request, "too_large", 413,
                                            f"payload over {MAX_BYTES} bytes")
